@@ -1,0 +1,141 @@
+"""Command line: `corona-jax SUBCOMMAND ...`. Each subcommand wraps one library call.
+
+Errors of the user's making (CoronaError) print one line and exit with code 2.
+"""
+
+import argparse
+import math
+import sys
+import time
+
+from . import grids
+from .errors import CoronaError
+from .params import PRESETS, preset, validate_params
+
+
+def _positive(name):
+    def parse(text):
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(x) and x > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be positive and finite, got {text}")
+        return x
+
+    return parse
+
+
+def _finite(name):
+    def parse(text):
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(x):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text}")
+        return x
+
+    return parse
+
+
+def _params_from_args(args):
+    p = preset(args.preset)
+    changes = {}
+    if args.alpha is not None:
+        changes["alpha"] = args.alpha
+    if args.Emax_GeV is not None:
+        changes["log10_Emax_GeV"] = math.log10(args.Emax_GeV)
+    if args.D0_cm2_s is not None:
+        changes["log10_D0_cm2_s"] = math.log10(args.D0_cm2_s)
+    if args.LCR_erg_s is not None:
+        changes["log10_LCR_erg_s"] = math.log10(args.LCR_erg_s)
+    return validate_params(p._replace(**changes))
+
+
+def _add_model_options(parser):
+    parser.add_argument("--preset", default="baseline", help=f"paper scenario: {', '.join(PRESETS)}")
+    parser.add_argument("--alpha", type=_finite("--alpha"), help="override the injection index")
+    parser.add_argument("--Emax-GeV", dest="Emax_GeV", type=_positive("--Emax-GeV"), help="override E_max [GeV]")
+    parser.add_argument("--D0-cm2-s", dest="D0_cm2_s", type=_positive("--D0-cm2-s"), help="override D0 [cm^2/s]")
+    parser.add_argument("--LCR-erg-s", dest="LCR_erg_s", type=_positive("--LCR-erg-s"),
+                        help="CR luminosity [erg/s]; used with --normalisation luminosity")
+    parser.add_argument("--resolution", default="default", help=f"grid: {', '.join(grids.RESOLUTIONS)}")
+    parser.add_argument("--normalisation", default="data", choices=("data", "luminosity"),
+                        help="'data': the paper's rule, the largest source power whose local proton "
+                             "flux stays below every observed point (default); 'luminosity': use L_CR")
+    parser.add_argument("--cr-data", default=None,
+                        help="comma-separated CR data sets for --normalisation data "
+                             "(default: AMS02,DAMPE,CREAM-III,KASCADE2011,KASCADE-Grande2013)")
+
+
+def cmd_transport(args):
+    from . import output, plots
+    from .forward import run_cosmic_rays
+    from .inference.datasets import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
+
+    params = _params_from_args(args)
+    res = grids.resolution(args.resolution)
+    out = output.check_writable(args.out)
+    names = DEFAULT_CR_DATASETS if args.cr_data is None else tuple(
+        n.strip() for n in args.cr_data.split(",") if n.strip()
+    )
+    datasets = [load_cosmic_ray_dataset(n) for n in names]
+    t0 = time.perf_counter()
+    result = run_cosmic_rays(params, res, args.normalisation, names)
+    print(f"transport solved ({len(result.E_GeV)} energies x {len(result.r_kpc)} cells x "
+          f"{res.n_t} steps) in {time.perf_counter() - t0:.1f} s (including compilation)")
+    norm = result.normalisation
+    if norm is not None:
+        print(f"normalised to CR data ({', '.join(names)}): binding point {norm.binding_dataset} "
+              f"at E = {norm.binding_E_GeV:.4g} GeV; L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+    else:
+        print(f"normalised by L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+    print(f"wrote {output.write_cosmic_rays(out, result)}")
+    if args.plot:
+        results = {f"D0 = {10 ** params.log10_D0_cm2_s:.2g} cm$^2$/s": result}
+        for D0 in (1.2e29, 4.0e30):
+            if not math.isclose(D0, 10**params.log10_D0_cm2_s, rel_tol=1e-6):
+                other = params._replace(log10_D0_cm2_s=math.log10(D0))
+                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, res, args.normalisation, names)
+        for path in plots.transport_figures(results, datasets, args.plot):
+            print(f"wrote {path}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    parser = _Parser(
+        prog="corona-jax",
+        description="Gamma rays and neutrinos from cosmic rays in galactic gas coronae "
+                    "(Kalashev & Troitsky 2016), differentiable in JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("transport", help="cosmic-ray density in the Milky Way corona (Figs. 1-3)",
+                       description="Solve Eq. (4)-(5) for the cosmic-ray density today and write "
+                                   "/grids, /gas and /cr to an HDF5 file.")
+    _add_model_options(p)
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--plot", metavar="DIR", help="write Figs. 1-3 and the local-flux plot as PNG into DIR")
+    p.set_defaults(func=cmd_transport)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CoronaError as exc:
+        print(f"corona-jax: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Physical cosmic-ray densities from the unit-spectrum solution G.
+
+Source: Q(E, r, t) = A (E/GeV)^-alpha exp(-E/E_max) Theta(r_Q - r) f(t) with A in
+GeV^-1 cm^-3 s^-1, so that j = A E^-alpha exp(-E/E_max) G [GeV^-1 cm^-3].
+
+Two ways to fix A:
+* by the present-day luminosity L_CR = int_{E > 1 GeV} E Q dE dV [erg/s] at
+  t = today (physics.md sec. 2), the parameter log10_LCR_erg_s;
+* by the paper's rule ("saturating normalisation"): the largest A for which the
+  local flux beta c j(E, R_sun) / 4 pi stays below every observed point.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import DataError
+from .params import CoronaParams
+from .transport import TransportModel
+from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV, R_SUN_KPC
+
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
+_CUTOFF_TAIL = math.log(100.0)  # integrate to E = 100 E_max (exp(-100) is negligible)
+
+
+def energy_moment(alpha, log10_Emax_GeV):
+    """int_1^inf E^(1-alpha) exp(-E/E_max) dE [GeV^(2-alpha)], Gauss-Legendre in ln E."""
+    u_max = log10_Emax_GeV * math.log(10.0) + _CUTOFF_TAIL
+    u = 0.5 * u_max * (jnp.asarray(_GL_NODES) + 1.0)
+    integrand = jnp.exp((2.0 - alpha) * u - jnp.exp(u - log10_Emax_GeV * math.log(10.0)))
+    return 0.5 * u_max * jnp.sum(jnp.asarray(_GL_WEIGHTS) * integrand)
+
+
+def source_volume_cm3(model: TransportModel):
+    """Volume of the source sphere on the grid, 4 pi sum V_i S_i [cm^3]."""
+    return 4.0 * math.pi * jnp.sum(model.volumes_kpc3 * model.source_fraction) * KPC_CM**3
+
+
+def luminosity_per_amplitude(params: CoronaParams, model: TransportModel):
+    """L_CR / A [erg/s per GeV^-1 cm^-3 s^-1] at today's source strength f(today)."""
+    moment = energy_moment(params.alpha, params.log10_Emax_GeV)
+    return model.history[-1] * source_volume_cm3(model) * moment * ERG_PER_GEV
+
+
+def injection_amplitude(params: CoronaParams, model: TransportModel):
+    """A [GeV^-1 cm^-3 s^-1] that gives the luminosity log10_LCR_erg_s."""
+    return 10.0**params.log10_LCR_erg_s / luminosity_per_amplitude(params, model)
+
+
+def log_spectrum_shape(params: CoronaParams, E_GeV):
+    """ln[(E/GeV)^-alpha exp(-E/E_max)]."""
+    return -params.alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.log10_Emax_GeV)
+
+
+def cr_density(params: CoronaParams, model: TransportModel, G_Gyr):
+    """j(E, r) [GeV^-1 cm^-3], shape (N_E, N_r), from the unit-spectrum solution G [Gyr]."""
+    shape = jnp.exp(log_spectrum_shape(params, model.E_GeV))
+    return injection_amplitude(params, model) * (shape * GYR_S)[:, None] * G_Gyr
+
+
+def at_radius(values, model: TransportModel, r_kpc):
+    """Linear interpolation in r between cell centres of values (N_E, N_r) at r_kpc."""
+    return jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(values)
+
+
+def proton_beta(E_GeV):
+    """Velocity / c of a proton of total energy E."""
+    return jnp.sqrt(1.0 - (PROTON_MASS_GEV / E_GeV) ** 2)
+
+
+def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, r_kpc=R_SUN_KPC):
+    """J(E) = beta c j(E, r) / 4 pi at r (default R_sun) [GeV^-1 cm^-2 s^-1 sr^-1]."""
+    j = at_radius(cr_density(params, model, G_Gyr), model, r_kpc)
+    return proton_beta(model.E_GeV) * C_CM_S * j / (4.0 * math.pi)
+
+
+class Normalisation(NamedTuple):
+    """Result of the saturating normalisation, and which point binds it."""
+
+    params: CoronaParams  # input params with log10_LCR_erg_s set by the rule
+    amplitude_per_GeV_cm3_s: float
+    binding_dataset: str
+    binding_E_GeV: float  # energy as the data set gives it (kinetic for direct data)
+    binding_flux: float  # observed flux at the binding point [GeV^-1 cm^-2 s^-1 sr^-1]
+    ratios: dict  # data set -> observed / model flux at A = 1, per point
+
+
+def normalise_to_data(params: CoronaParams, model: TransportModel, G_Gyr, datasets):
+    """The paper's rule: the largest A with J(E, R_sun) <= observed flux at every point.
+
+    datasets: SpectralData (corona_jax.inference.datasets). Kinetic energies of direct
+    data are turned into total energies; the model is interpolated in ln E.
+    """
+    if not datasets:
+        raise DataError("the saturating normalisation needs at least one data set")
+    E = model.E_GeV
+    G_sun = at_radius(G_Gyr, model, R_SUN_KPC)
+    log_flux_unit = (
+        jnp.log(proton_beta(E) * C_CM_S * GYR_S / (4.0 * math.pi) * G_sun)
+        + log_spectrum_shape(params, E)
+    )
+    ratios, best = {}, None
+    for data in datasets:
+        E_total = data.E_GeV + (PROTON_MASS_GEV if data.energy_kind == "kinetic" else 0.0)
+        if E_total.min() < float(E[0]) or E_total.max() > float(E[-1]):
+            raise DataError(f"data set {data.name} lies outside the model's energy grid")
+        model_unit = np.exp(np.interp(np.log(E_total), np.log(np.asarray(E)), np.asarray(log_flux_unit)))
+        r = data.flux_per_GeV_cm2_s_sr / model_unit
+        ratios[data.name] = r
+        k = int(np.argmin(r))
+        if best is None or r[k] < best[0]:
+            best = (float(r[k]), data.name, float(data.E_GeV[k]), float(data.flux_per_GeV_cm2_s_sr[k]))
+    amplitude, name, E_bind, flux_bind = best
+    L = amplitude * float(luminosity_per_amplitude(params, model))
+    new_params = params._replace(log10_LCR_erg_s=math.log10(L))
+    return Normalisation(new_params, amplitude, name, E_bind, flux_bind, ratios)

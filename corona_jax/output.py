@@ -1,0 +1,83 @@
+"""The result file (HDF5): groups /grids, /gas, /cr, with a `units` attribute on
+every dataset and the parameters, resolution and versions as root attributes.
+Written to a temporary file beside the target and renamed, so an existing file
+is never left half-written."""
+
+import dataclasses
+import datetime
+import os
+import tempfile
+
+import h5py
+import jax
+import numpy as np
+
+from .errors import OutputError
+from .forward import CosmicRayResult
+from .units import R_SUN_KPC
+
+
+def check_writable(path: str) -> str:
+    """Fail early, with one clear line, if path cannot be written; return it absolute."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise OutputError(f"output path {path} is a directory")
+    if not os.path.isdir(parent):
+        raise OutputError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory {parent} is not writable")
+    return path
+
+
+def _dataset(group, name, data, units, description):
+    d = group.create_dataset(name, data=np.asarray(data, dtype=np.float64))
+    d.attrs["units"] = units
+    d.attrs["description"] = description
+
+
+def write_cosmic_rays(path: str, result: CosmicRayResult) -> str:
+    """Write /grids, /gas and /cr of a CosmicRayResult; returns the absolute path."""
+    from . import __version__
+
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["corona_jax_version"] = __version__
+            f.attrs["jax_version"] = jax.__version__
+            f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+            f.attrs["reference"] = "Kalashev & Troitsky, Phys. Rev. D (2016), arXiv:1608.07421"
+            for name, value in result.params._asdict().items():
+                f.attrs[f"param_{name}"] = float(value)
+            for name, value in dataclasses.asdict(result.resolution).items():
+                f.attrs[f"resolution_{name}"] = value
+            g = f.create_group("grids")
+            _dataset(g, "E_GeV", result.E_GeV, "GeV", "proton total energy")
+            _dataset(g, "r_kpc", result.r_kpc, "kpc", "galactocentric radius of cell centres")
+            _dataset(g, "r_faces_kpc", result.r_faces_kpc, "kpc", "finite-volume cell faces")
+            g = f.create_group("gas")
+            _dataset(g, "n_cm3", result.n_gas_cm3, "cm^-3", "gas density n_g per cell, Eq. (1)-(3)")
+            g = f.create_group("cr")
+            _dataset(g, "j_per_GeV_cm3", result.j_per_GeV_cm3, "GeV^-1 cm^-3",
+                     "proton density dn/dE today (t = 10 Gyr), axes (E, r)")
+            _dataset(g, "unit_density_Gyr", result.unit_density_Gyr, "Gyr",
+                     "G(E, r): density per unit source rate; j = A E^-alpha exp(-E/Emax) G")
+            _dataset(g, "local_flux_per_GeV_cm2_s_sr", result.local_flux_per_GeV_cm2_s_sr,
+                     "GeV^-1 cm^-2 s^-1 sr^-1", f"beta c j / 4 pi at r = R_sun = {R_SUN_KPC} kpc")
+            norm = result.normalisation
+            g.attrs["normalisation"] = "luminosity" if norm is None else "data"
+            if norm is not None:
+                g.attrs["binding_dataset"] = norm.binding_dataset
+                g.attrs["binding_E_GeV"] = norm.binding_E_GeV
+                g.attrs["binding_flux_per_GeV_cm2_s_sr"] = norm.binding_flux
+                g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
+                g.attrs["datasets"] = ",".join(norm.ratios)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

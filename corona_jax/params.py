@@ -1,0 +1,96 @@
+"""The model's parameter pytree, the paper's presets, and input validation.
+
+Quantities that span decades are stored as log10 so that optimisers and samplers
+see O(1) scales. The gas numbers are those of Eq. (1)-(3) of Kalashev & Troitsky
+(2016): two beta profiles n0 (1 + (r/rc)^2)^(-3 beta/2), combined by max().
+"""
+
+import math
+from typing import NamedTuple
+
+from .errors import ParameterError
+
+
+class CoronaParams(NamedTuple):
+    """Everything inference may vary. A NamedTuple, hence a JAX pytree."""
+
+    alpha: float  # injection spectral index of Q ~ E^-alpha
+    log10_Emax_GeV: float  # exponential cut-off of the injection spectrum
+    log10_D0_cm2_s: float  # D(E) = D0 (E/GeV)^(1/3)
+    log10_LCR_erg_s: float  # present-day CR luminosity, int_{E>1 GeV} E Q dE dV
+    n0_inner_cm3: float = 0.738  # Eq. (2), simulation fit (inner corona)
+    beta_inner: float = 0.843
+    rc_inner_kpc: float = 3.0
+    n0_outer_cm3: float = 0.00153  # Eq. (3), observational best fit (outer corona)
+    beta_outer: float = 0.195
+    rc_outer_kpc: float = 3.0
+    Rmax_kpc: float = 250.0  # gas cut-off radius
+
+
+# Present-day luminosity used when no normalisation to data is asked for. The
+# paper normalises to the local CR flux instead (corona_jax.normalisation).
+NOMINAL_LOG10_LCR_ERG_S = 40.5
+
+PRESETS = {
+    "baseline": CoronaParams(2.4, 8.0, math.log10(1.2e29), NOMINAL_LOG10_LCR_ERG_S),
+    "fast-diffusion": CoronaParams(2.4, 8.0, math.log10(4.0e30), NOMINAL_LOG10_LCR_ERG_S),
+    "hard": CoronaParams(2.0, 7.0, math.log10(1.2e29), NOMINAL_LOG10_LCR_ERG_S),
+}
+
+# Physically sensible ranges (inclusive); outside them the model is not trusted.
+# Radii in kpc: the source radius is 5 kpc, so the gas must reach beyond it.
+PARAMETER_RANGES = {
+    "alpha": (1.0, 4.0),
+    "log10_Emax_GeV": (2.0, 11.0),
+    "log10_D0_cm2_s": (26.0, 33.0),
+    "log10_LCR_erg_s": (30.0, 50.0),
+    "n0_inner_cm3": (0.0, 100.0),
+    "beta_inner": (0.0, 5.0),
+    "rc_inner_kpc": (0.0, 100.0),
+    "n0_outer_cm3": (0.0, 100.0),
+    "beta_outer": (0.0, 5.0),
+    "rc_outer_kpc": (0.0, 100.0),
+    "Rmax_kpc": (5.0, 5000.0),
+}
+
+
+def preset(name: str) -> CoronaParams:
+    """Return one of the paper's presets: 'baseline', 'fast-diffusion' or 'hard'."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None
+
+
+def validate_params(params: CoronaParams) -> CoronaParams:
+    """Check every field is a finite number inside PARAMETER_RANGES; return params.
+
+    Raises ParameterError naming the first offending field. Call this outside jit,
+    on concrete values, before handing parameters to the model.
+    """
+    for name, value in zip(CoronaParams._fields, params):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"parameter {name} must be a number, got {value!r}") from None
+        lo, hi = PARAMETER_RANGES[name]
+        if not math.isfinite(x):
+            raise ParameterError(f"parameter {name} is {x}; it must be finite")
+        if not lo <= x <= hi:
+            raise ParameterError(f"parameter {name} = {x:g} is outside its range [{lo:g}, {hi:g}]")
+        if lo == 0.0 and x == 0.0:
+            raise ParameterError(f"parameter {name} must be positive, got 0")
+    return params
+
+
+def from_physical(alpha, Emax_GeV, D0_cm2_s, LCR_erg_s, **gas) -> CoronaParams:
+    """Build CoronaParams from linear-unit values, rejecting non-positive ones."""
+    for name, value in (("Emax_GeV", Emax_GeV), ("D0_cm2_s", D0_cm2_s), ("LCR_erg_s", LCR_erg_s)):
+        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise ParameterError(f"{name} must be a positive finite number, got {value!r}")
+    params = CoronaParams(
+        float(alpha), math.log10(Emax_GeV), math.log10(D0_cm2_s), math.log10(LCR_erg_s), **gas
+    )
+    return validate_params(params)

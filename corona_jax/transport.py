@@ -1,0 +1,313 @@
+"""Cosmic-ray transport in the corona, Eq. (4)-(5) of Kalashev & Troitsky (2016).
+
+    dj/dt = D(E) r^-2 d/dr (r^2 dj/dr) - c sigma_pp(E) n_g(r) j + Q(E, r, t)
+
+Energies do not mix and the equation is linear in Q, so we solve once for the
+unit-spectrum density G(E, r) [Gyr] (source 1 per Gyr inside r_Q, times the
+time history f(t)); j = A E^-alpha exp(-E/E_max) G. Only D0 and the gas need a
+new solve; alpha, E_max and the normalisation never do.
+
+Discretisation: conservative finite volumes in r (corona_jax.grids), regular
+centre (zero face area at r = 0), outer face either outgoing (flux of a steady
+1/r tail, D j / r), absorbing (j = 0) or reflecting (no flux). Time: BDF2
+(L-stable, second order) after one backward-Euler step, uniform steps to
+t = 10 Gyr. The matrices do not depend on time, so each is factorised once
+(Thomas algorithm) and every step is one forward and one backward sweep, all
+energies at once. The time loop is a two-level checkpointed lax.scan, so the
+memory of reverse-mode gradients grows like sqrt(number of steps).
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import grids
+from .errors import ConfigError
+from .gas import gas_density_cells
+from .interactions import sigma_inelastic_mb
+from .params import CoronaParams
+from .units import C_CM_S, GYR_S, MB_CM2, cm2_s_to_kpc2_gyr
+
+BOUNDARIES = ("outgoing", "absorbing", "reflecting")
+HISTORIES = ("paper", "constant")
+
+
+class TransportModel(NamedTuple):
+    """Static arrays of one transport configuration (a pytree; build once)."""
+
+    E_GeV: jax.Array  # (N_E,) proton total energies
+    faces_kpc: jax.Array  # (N_r+1,)
+    centres_kpc: jax.Array  # (N_r,)
+    volumes_kpc3: jax.Array  # (N_r,) cell volume / 4 pi
+    face_coupling_kpc: jax.Array  # (N_r-1,)
+    outer_coupling_kpc: jax.Array  # () outer-face flux per unit D and G of the last cell
+    source_fraction: jax.Array  # (N_r,) part of each cell inside r_Q
+    history: jax.Array  # (N_t,) f(t) at the end of each step
+    dt_Gyr: jax.Array  # () step length
+    sigma_pp_mb: jax.Array  # (N_E,)
+
+
+def source_history(t_Gyr):
+    """f(t) of Eq. (5): 1 + t/Gyr up to 2 Gyr, 3 up to 6 Gyr, then 3 - 0.5 (t/Gyr - 6)."""
+    t = np.asarray(t_Gyr, dtype=np.float64)
+    return np.where(t <= 2.0, 1.0 + t, np.where(t <= 6.0, 3.0, 3.0 - 0.5 * (t - 6.0)))
+
+
+def build_transport_model(
+    res: grids.Resolution, history: str = "paper", boundary: str = "outgoing"
+) -> TransportModel:
+    """Grids and constant arrays for the solver; pure numpy, done once."""
+    res.validate()
+    if boundary not in BOUNDARIES:
+        raise ConfigError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
+    if history not in HISTORIES:
+        raise ConfigError(f"unknown source history {history!r}; choose one of {', '.join(HISTORIES)}")
+    E = grids.energy_grid(res)
+    rg = grids.radial_grid(res)
+    t = grids.time_steps(res)
+    R, r_last = rg.faces_kpc[-1], rg.centres_kpc[-1]
+    outer = {"outgoing": r_last, "absorbing": R**2 / (R - r_last), "reflecting": 0.0}[boundary]
+    f = source_history(t) if history == "paper" else np.ones_like(t)
+    arrays = TransportModel(
+        E_GeV=E,
+        faces_kpc=rg.faces_kpc,
+        centres_kpc=rg.centres_kpc,
+        volumes_kpc3=rg.volumes_kpc3,
+        face_coupling_kpc=rg.face_coupling_kpc,
+        outer_coupling_kpc=np.float64(outer),
+        source_fraction=grids.volume_fraction_inside(rg.faces_kpc, grids.SOURCE_RADIUS_KPC),
+        history=f,
+        dt_Gyr=np.float64(t[0]),
+        sigma_pp_mb=np.asarray(sigma_inelastic_mb(E)),
+    )
+    return TransportModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
+
+
+def diffusion_coefficient_kpc2_gyr(params: CoronaParams, E_GeV):
+    """D(E) = D0 (E/GeV)^(1/3) [kpc^2/Gyr]."""
+    return cm2_s_to_kpc2_gyr(10.0 ** params.log10_D0_cm2_s) * E_GeV ** (1.0 / 3.0)
+
+
+def loss_rate_per_gyr(params: CoronaParams, model: TransportModel):
+    """c sigma_pp(E) n_g(r) [1/Gyr], shape (N_r, N_E)."""
+    n = gas_density_cells(params, model.faces_kpc, model.centres_kpc)
+    return (C_CM_S * MB_CM2 * GYR_S) * n[:, None] * model.sigma_pp_mb[None, :]
+
+
+class Factors(NamedTuple):
+    """LU factors of a tridiagonal matrix (Thomas algorithm), layout (N_r, N_E)."""
+
+    lower: jax.Array  # sub-diagonal l_i (l_0 = 0)
+    upper_reduced: jax.Array  # c'_i = u_i / (d_i - l_i c'_{i-1})
+    inv_pivot: jax.Array  # 1 / (d_i - l_i c'_{i-1})
+
+
+def implicit_matrix(D, loss, model: TransportModel, theta_dt):
+    """Diagonals of I - theta_dt L, where L is the finite-volume operator.
+
+    D: (N_E,) [kpc^2/Gyr]; loss: (N_r, N_E) [1/Gyr]; returns (lower, diag, upper),
+    each (N_r, N_E).
+    """
+    zero = jnp.zeros(1)
+    k_lo = jnp.concatenate([zero, model.face_coupling_kpc]) / model.volumes_kpc3
+    k_hi = jnp.concatenate([model.face_coupling_kpc, zero]) / model.volumes_kpc3
+    k_out = jnp.concatenate([jnp.zeros_like(model.face_coupling_kpc), model.outer_coupling_kpc[None]])
+    k_out = k_out / model.volumes_kpc3
+    lower = -theta_dt * k_lo[:, None] * D[None, :]
+    upper = -theta_dt * k_hi[:, None] * D[None, :]
+    diag = 1.0 + theta_dt * ((k_lo + k_hi + k_out)[:, None] * D[None, :] + loss)
+    return lower, diag, upper
+
+
+def factorise(lower, diag, upper) -> Factors:
+    """Thomas forward elimination, vectorised over energies (no pivoting: the
+    matrix is an M-matrix, strictly diagonally dominant by at least 1)."""
+
+    def eliminate(c_prev, row):
+        l, d, u = row
+        inv = 1.0 / (d - l * c_prev)
+        c = u * inv
+        return c, (c, inv)
+
+    _, (c, inv) = jax.lax.scan(eliminate, jnp.zeros_like(diag[0]), (lower, diag, upper))
+    return Factors(lower, c, inv)
+
+
+def solve_factorised(f: Factors, rhs):
+    """Solve the factorised system for rhs of shape (N_r, N_E)."""
+
+    def forward(y_prev, row):
+        l, r, inv = row
+        y = (r - l * y_prev) * inv
+        return y, y
+
+    def backward(x_next, row):
+        c, y = row
+        x = y - c * x_next
+        return x, x
+
+    _, y = jax.lax.scan(forward, jnp.zeros_like(rhs[0]), (f.lower, rhs, f.inv_pivot))
+    _, x = jax.lax.scan(backward, jnp.zeros_like(rhs[0]), (f.upper_reduced, y), reverse=True)
+    return x
+
+
+def _transpose(lower, upper):
+    """Sub- and super-diagonal of the transposed tridiagonal matrix."""
+    zero = jnp.zeros_like(lower[:1])
+    return jnp.concatenate([zero, upper[:-1]]), jnp.concatenate([lower[1:], zero])
+
+
+def _tridiagonal_cotangent(r, x):
+    """Cotangent of (lower, diag, upper) of M for x = M^-1 b, given r = M^-T xbar."""
+    zero = jnp.zeros_like(x[:1])
+    return (
+        -r * jnp.concatenate([zero, x[:-1]]),
+        -r * x,
+        -r * jnp.concatenate([x[1:], zero]),
+    )
+
+
+def _bdf2_blocks(n_steps):
+    """Split n BDF2 steps into a leading remainder and equal blocks of ~sqrt(n)."""
+    block = max(1, math.isqrt(n_steps))
+    n_blocks, rest = divmod(n_steps, block)
+    return rest, n_blocks, block
+
+
+def _bdf2_run(bdf2, carry, coeffs, source):
+    """BDF2 steps from carry (G_n, G_{n-1}); returns final carry and all new states."""
+
+    def step(c, coeff):
+        g, g_prev = c
+        g_new = solve_factorised(bdf2, (4.0 / 3.0) * g - (1.0 / 3.0) * g_prev + coeff * source)
+        return (g_new, g), g_new
+
+    return jax.lax.scan(step, carry, coeffs)
+
+
+def _bdf2_adjoint(bdf2_t, adj, states, coeffs, source):
+    """Reverse sweep of BDF2 steps. adj = (cotangent of G_{k+1}, partial one of G_k).
+
+    Returns the new adjoint carry and the summed cotangents of the matrix diagonals,
+    of the source and of the per-step coefficients."""
+
+    def step(c, xs):
+        (gbar, gbar_prev), (acc_l, acc_d, acc_u, acc_s) = c
+        g_out, coeff = xs
+        r = solve_factorised(bdf2_t, gbar)
+        dl, dd, du = _tridiagonal_cotangent(r, g_out)
+        new = ((gbar_prev + (4.0 / 3.0) * r, -(1.0 / 3.0) * r),
+               (acc_l + dl, acc_d + dd, acc_u + du, acc_s + coeff * r))
+        return new, jnp.sum(r * source)
+
+    zeros = jnp.zeros_like(source)
+    (adj, acc), coeff_bar = jax.lax.scan(
+        step, (adj, (zeros, zeros, zeros, zeros)), (states, coeffs), reverse=True
+    )
+    return adj, acc, coeff_bar
+
+
+@jax.custom_vjp
+def _evolve_linear(euler_m, bdf2_m, source, coeffs):
+    """G_N of: M1 G_1 = c_0 S; M2 G_{k+1} = 4/3 G_k - 1/3 G_{k-1} + c_k S."""
+    return _evolve_forward(euler_m, bdf2_m, source, coeffs)[0]
+
+
+def _evolve_forward(euler_m, bdf2_m, source, coeffs):
+    euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
+    g1 = solve_factorised(euler, coeffs[0] * source)
+    rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
+    carry = (g1, jnp.zeros_like(g1))
+    carry, _ = _bdf2_run(bdf2, carry, coeffs[1 : 1 + rest], source)
+
+    def run_block(c, cb):
+        c_new, _ = _bdf2_run(bdf2, c, cb, source)
+        return c_new, c  # save the carry at each block start
+
+    carry, block_starts = jax.lax.scan(
+        run_block, carry, coeffs[1 + rest :].reshape(n_blocks, block)
+    )
+    return carry[0], (g1, block_starts)
+
+
+def _evolve_fwd(euler_m, bdf2_m, source, coeffs):
+    g_today, (g1, block_starts) = _evolve_forward(euler_m, bdf2_m, source, coeffs)
+    return g_today, (euler_m, bdf2_m, source, coeffs, g1, block_starts)
+
+
+def _evolve_bwd(res, g_bar):
+    euler_m, bdf2_m, source, coeffs, g1, block_starts = res
+    bdf2 = factorise(*bdf2_m)
+    l2, d2, u2 = bdf2_m
+    bdf2_t = factorise(_transpose(l2, u2)[0], d2, _transpose(l2, u2)[1])
+    rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
+    block_coeffs = coeffs[1 + rest :].reshape(n_blocks, block)
+
+    def adjoint_block(c, xs):
+        adj, acc = c
+        start, cb = xs
+        _, states = _bdf2_run(bdf2, start, cb, source)  # recompute this block
+        adj, acc_b, cbar = _bdf2_adjoint(bdf2_t, adj, states, cb, source)
+        return (adj, tuple(a + b for a, b in zip(acc, acc_b))), cbar
+
+    zeros = jnp.zeros_like(source)
+    (adj, acc), cbar_blocks = jax.lax.scan(
+        adjoint_block,
+        ((g_bar, zeros), (zeros, zeros, zeros, zeros)),
+        (block_starts, block_coeffs),
+        reverse=True,
+    )
+    _, rest_states = _bdf2_run(bdf2, (g1, zeros), coeffs[1 : 1 + rest], source)
+    adj, acc_r, cbar_rest = _bdf2_adjoint(bdf2_t, adj, rest_states, coeffs[1 : 1 + rest], source)
+    l_bar, d_bar, u_bar, s_bar = (a + b for a, b in zip(acc, acc_r))
+    # backward-Euler first step
+    l1, d1, u1 = euler_m
+    lt, ut = _transpose(l1, u1)
+    r = solve_factorised(factorise(lt, d1, ut), adj[0])
+    euler_bar = _tridiagonal_cotangent(r, g1)
+    coeffs_bar = jnp.concatenate([jnp.sum(r * source)[None], cbar_rest, cbar_blocks.reshape(-1)])
+    return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0] * r, coeffs_bar
+
+
+_evolve_linear.defvjp(_evolve_fwd, _evolve_bwd)
+
+
+def evolve(D, loss, model: TransportModel, adjoint: str = "discrete"):
+    """Unit-spectrum density today, (N_r, N_E) [Gyr], from G = 0 at t = 0.
+
+    One backward-Euler step, then BDF2:
+    (I - 2/3 dt L) G_{n+1} = 4/3 G_n - 1/3 G_{n-1} + 2/3 dt S f(t_{n+1}).
+
+    adjoint='discrete' (default) differentiates in reverse mode with the exact
+    adjoint of these steps (transposed solves, sqrt(N) block checkpoints);
+    'autodiff' lets JAX differentiate the checkpointed scan, which also supports
+    forward mode (jax.jvp, jax.hessian) at several times the cost.
+    """
+    dt = model.dt_Gyr
+    source = model.source_fraction[:, None] * jnp.ones_like(D)[None, :]
+    euler_m = implicit_matrix(D, loss, model, dt)
+    bdf2_m = implicit_matrix(D, loss, model, 2.0 * dt / 3.0)
+    coeffs = jnp.concatenate([dt * model.history[:1], (2.0 / 3.0) * dt * model.history[1:]])
+    if adjoint == "discrete":
+        return _evolve_linear(euler_m, bdf2_m, source, coeffs)
+    if adjoint == "autodiff":
+        euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
+        g1 = solve_factorised(euler, coeffs[0] * source)
+        rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
+        run = jax.checkpoint(lambda c, cb: (_bdf2_run(bdf2, c, cb, source)[0], None))
+        carry, _ = run((g1, jnp.zeros_like(g1)), coeffs[1 : 1 + rest])
+        carry, _ = jax.lax.scan(run, carry, coeffs[1 + rest :].reshape(n_blocks, block))
+        return carry[0]
+    raise ConfigError(f"unknown adjoint {adjoint!r}; choose 'discrete' or 'autodiff'")
+
+
+def unit_spectrum_density(params: CoronaParams, model: TransportModel, adjoint: str = "discrete"):
+    """G(E, r) [Gyr], shape (N_E, N_r): the density today per unit source rate.
+
+    Depends on params only through D0 and the gas numbers.
+    """
+    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV)
+    return evolve(D, loss_rate_per_gyr(params, model), model, adjoint).T

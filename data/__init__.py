@@ -1,0 +1,1 @@
+"""Data shipped with corona_jax: observations/*.csv (with provenance headers) and tables."""

@@ -1,0 +1,125 @@
+"""Curated observational spectra with units and provenance.
+
+Every file in corona_jax/data/observations is a CSV with a '#' header holding
+its provenance (dataset, quantity, reference, source, conversions) followed by
+the columns E_GeV, E_lo_GeV, E_hi_GeV, flux, err_lo, err_hi, is_upper_limit.
+Fluxes are dN/dE in GeV^-1 cm^-2 s^-1 sr^-1; errors are absolute 1-sigma.
+"""
+
+import csv
+import io
+import math
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+
+from corona_jax.errors import DataError
+
+
+class SpectralData(NamedTuple):
+    """One measured spectrum. Energies are what `energy_kind` says."""
+
+    name: str
+    E_GeV: np.ndarray
+    flux_per_GeV_cm2_s_sr: np.ndarray
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray  # bool
+    energy_kind: str  # 'kinetic' (direct proton data) or 'total' (air showers)
+    species: str  # 'proton' or 'all-particle'
+    reference: str
+    meta: dict
+
+
+# name -> (file, energy kind, species, lowest kinetic/total energy used [GeV])
+COSMIC_RAY_DATASETS = {
+    "AMS02": ("cr_proton_AMS02_2015.csv", "kinetic", "proton", 20.0),
+    "DAMPE": ("cr_proton_DAMPE2019.csv", "kinetic", "proton", 0.0),
+    "CALET": ("cr_proton_CALET2022.csv", "kinetic", "proton", 0.0),
+    "CREAM-III": ("cr_proton_CREAMIII2017.csv", "kinetic", "proton", 0.0),
+    "KASCADE2011": ("cr_allparticle_KASCADE2011_QGSJETII-02.csv", "total", "all-particle", 0.0),
+    "KASCADE2005-SIBYLL": ("cr_allparticle_KASCADE2005_SIBYLL-2.1.csv", "total", "all-particle", 0.0),
+    "KASCADE-Grande2013": (
+        "cr_allparticle_KASCADEGrande2013_QGSJETII-02.csv", "total", "all-particle", 0.0,
+    ),
+    "KASCADE-Grande-QGSJETII-04": (
+        "cr_allparticle_KASCADEGrande_QGSJETII-04.csv", "total", "all-particle", 0.0,
+    ),
+}
+
+# The paper's "does not exceed the observed flux" with all of it: direct proton
+# spectra (AMS-02 above 20 GeV, where solar modulation is small) and the
+# KASCADE / KASCADE-Grande all-particle spectra of its Fig. 4 (physics.md sec. 2).
+DEFAULT_CR_DATASETS = ("AMS02", "DAMPE", "CREAM-III", "KASCADE2011", "KASCADE-Grande2013")
+
+_COLUMNS = ("E_GeV", "E_lo_GeV", "E_hi_GeV", "flux", "err_lo", "err_hi", "is_upper_limit")
+
+
+def _read_text(filename):
+    try:
+        return resources.files("corona_jax.data").joinpath("observations", filename).read_text()
+    except (FileNotFoundError, OSError) as exc:
+        raise DataError(f"data file {filename} is missing from the installation ({exc})") from None
+
+
+def parse_spectrum_csv(text: str, name: str):
+    """Parse header metadata and columns; DataError names the file and the problem."""
+    meta, rows = {}, []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            body = line[1:].strip()
+            if ":" in body and not line.startswith("#   "):
+                key, value = body.split(":", 1)
+                meta.setdefault(key.strip(), value.strip())
+        elif line.strip():
+            rows.append(line)
+    if not rows:
+        raise DataError(f"{name}: no table found")
+    table = list(csv.DictReader(io.StringIO("\n".join(rows))))
+    missing = [c for c in _COLUMNS if c not in (table[0].keys() if table else ())]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)}")
+    for key in ("dataset", "reference", "source"):
+        if key not in meta:
+            raise DataError(f"{name}: provenance header lacks '{key}'")
+
+    def column(col):
+        try:
+            return np.array([float(r[col]) if r[col] not in ("", None) else math.nan for r in table])
+        except ValueError as exc:
+            raise DataError(f"{name}: column {col} is not numeric ({exc})") from None
+
+    cols = {c: column(c) for c in _COLUMNS}
+    E, flux, ul = cols["E_GeV"], cols["flux"], cols["is_upper_limit"]
+    if not (np.all(np.isfinite(E)) and np.all(E > 0)):
+        raise DataError(f"{name}: energies must be finite and positive")
+    if not np.all(np.isfinite(flux)) or np.any(flux < 0):
+        raise DataError(f"{name}: fluxes must be finite and non-negative")
+    if not np.all(np.isin(ul, (0.0, 1.0))):
+        raise DataError(f"{name}: is_upper_limit must be 0 or 1")
+    return meta, cols
+
+
+def load_cosmic_ray_dataset(name: str) -> SpectralData:
+    """Load one of COSMIC_RAY_DATASETS, keeping rows above its lowest trusted energy."""
+    try:
+        filename, kind, species, E_min = COSMIC_RAY_DATASETS[name]
+    except KeyError:
+        raise DataError(
+            f"unknown cosmic-ray data set {name!r}; choose from {', '.join(COSMIC_RAY_DATASETS)}"
+        ) from None
+    meta, cols = parse_spectrum_csv(_read_text(filename), filename)
+    keep = (cols["E_GeV"] >= E_min) & (cols["flux"] > 0)
+    return SpectralData(
+        name=name,
+        E_GeV=cols["E_GeV"][keep],
+        flux_per_GeV_cm2_s_sr=cols["flux"][keep],
+        err_lo=cols["err_lo"][keep],
+        err_hi=cols["err_hi"][keep],
+        is_upper_limit=cols["is_upper_limit"][keep].astype(bool),
+        energy_kind=kind,
+        species=species,
+        reference=meta["reference"],
+        meta=meta,
+    )

@@ -1,0 +1,14 @@
+import jax
+import pytest
+
+import corona_jax  # noqa: F401  (enables float64)
+
+jax.config.update("jax_platforms", "cpu")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from corona_jax import grids, transport
+
+    return transport.build_transport_model(grids.resolution("default"))
