@@ -1,0 +1,87 @@
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from corona_jax import cli
+
+
+@pytest.fixture(scope="module")
+def transport_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("transport")
+    rc = cli.main(["transport", "--preset", "baseline", "--resolution", "coarse",
+                   "--out", str(d / "cr.h5"), "--plot", str(d / "figs")])
+    return rc, d
+
+
+def test_transport_writes_documented_file(transport_run):
+    rc, d = transport_run
+    assert rc == 0
+    with h5py.File(d / "cr.h5") as f:
+        for name in ("grids/E_GeV", "grids/r_kpc", "gas/n_cm3", "cr/j_per_GeV_cm3",
+                     "cr/local_flux_per_GeV_cm2_s_sr", "cr/unit_density_Gyr"):
+            assert "units" in f[name].attrs, name
+        j = f["cr/j_per_GeV_cm3"][()]
+        assert j.shape == (f["grids/E_GeV"].shape[0], f["grids/r_kpc"].shape[0])
+        assert np.all(np.isfinite(j)) and j.dtype == np.float64
+        assert f.attrs["param_alpha"] == 2.4 and f.attrs["resolution_n_t"] > 0
+        assert f["cr"].attrs["binding_dataset"] == "CREAM-III"
+        assert 40.0 < f.attrs["param_log10_LCR_erg_s"] < 41.0
+
+
+def test_transport_writes_figures(transport_run):
+    _, d = transport_run
+    names = sorted(os.listdir(d / "figs"))
+    assert names == ["fig1_gas_profile.png", "fig2_cr_density_vs_radius.png",
+                     "fig3_cr_spectrum_at_radii.png", "local_flux_vs_data.png"]
+    assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
+
+
+def _exit_code(argv):
+    """cli.main's return code, or the code argparse exits with."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--D0-cm2-s=-1e29"], "--D0-cm2-s must be positive"),
+        (["--alpha", "nan"], "--alpha must be finite"),
+        (["--alpha", "7"], "alpha = 7 is outside"),
+        (["--resolution", "ultra"], "unknown resolution"),
+        (["--cr-data", "AMS02,PAMELA"], "unknown cosmic-ray data set 'PAMELA'"),
+    ],
+)
+def test_bad_input_one_line_and_nonzero_exit(tmp_path, capsys, args, message):
+    out = tmp_path / "x.h5"
+    assert _exit_code(["transport", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unwritable_output_keeps_existing_file(tmp_path, capsys):
+    existing = tmp_path / "keep.h5"
+    existing.write_bytes(b"precious")
+    assert cli.main(["transport", "--out", str(tmp_path / "missing" / "x.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["transport", "--out", str(tmp_path)]) == 2
+    assert existing.read_bytes() == b"precious"
+
+
+def test_console_script_help_runs_from_elsewhere(tmp_path):
+    """The installed package works outside the repository (data via importlib.resources)."""
+    code = ("import corona_jax.inference.datasets as d, corona_jax.cli as c;"
+            "print(len(d.load_cosmic_ray_dataset('KASCADE2011').E_GeV))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 10
+    help_text = subprocess.run([sys.executable, "-m", "corona_jax.cli", "transport", "--help"],
+                               cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "--preset" in help_text and "--normalisation" in help_text
