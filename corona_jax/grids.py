@@ -1,9 +1,10 @@
 """Energy, radial and time grids of the transport solver.
 
 The radial grid is made of finite-volume cells: uniform inside the source
-sphere (r <= r_Q = 5 kpc), then logarithmic out to the gas edge (250 kpc) and
-on to a far outer boundary R_out. Faces sit exactly at r_Q and at 250 kpc so
-that the source and the default gas edge fill whole cells. Sizes are static:
+sphere (r <= r_Q = 5 kpc), then logarithmic out to a far outer boundary R_out.
+A face sits exactly at r_Q, so the source fills whole cells. No face is put at
+the gas edge R_max: the edge cell holds the part of its volume inside R_max,
+so the model stays smooth in R_max (a face there would be a kink). Sizes are static:
 they are the shapes of the arrays, so jit sees them without extra arguments.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 from .errors import ConfigError
 
 SOURCE_RADIUS_KPC = 5.0  # r_Q of Eq. (5)
-GAS_EDGE_KPC = 250.0  # the default R_max; a face is placed here
+GAS_EDGE_KPC = 250.0  # the default R_max
 T_TODAY_GYR = 10.0  # "today" in the source history of Eq. (5)
 
 
@@ -88,12 +89,11 @@ def _log_faces(r_lo, r_hi, per_decade):
 
 
 def radial_grid(res: Resolution) -> RadialGrid:
-    """Cell faces: uniform to r_Q, log to 250 kpc, log to R_out."""
+    """Cell faces: uniform to r_Q, logarithmic from r_Q to R_out."""
     faces = np.concatenate(
         [
             np.linspace(0.0, SOURCE_RADIUS_KPC, res.n_r_source + 1),
-            _log_faces(SOURCE_RADIUS_KPC, GAS_EDGE_KPC, res.r_per_decade),
-            _log_faces(GAS_EDGE_KPC, res.R_out_kpc, res.r_per_decade),
+            _log_faces(SOURCE_RADIUS_KPC, res.R_out_kpc, res.r_per_decade),
         ]
     )
     centres = 0.5 * (faces[1:] + faces[:-1])
