@@ -62,8 +62,10 @@ def cr_density(params: CoronaParams, model: TransportModel, G_Gyr):
 
 
 def at_radius(values, model: TransportModel, r_kpc):
-    """Linear interpolation in r between cell centres of values (N_E, N_r) at r_kpc."""
-    return jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(values)
+    """values (N_E, N_r) > 0 at r_kpc: ln(values) interpolated linearly in r between
+    cell centres (exact for the exponential tail of a diffusion front)."""
+    log_v = jnp.log(jnp.maximum(values, 1e-300))  # floor: no NaN where a tail underflows
+    return jnp.exp(jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(log_v))
 
 
 def proton_beta(E_GeV):
