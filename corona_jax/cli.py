@@ -13,27 +13,17 @@ from .errors import CoronaError
 from .params import PRESETS, preset, validate_params
 
 
-def _positive(name):
+def _number(name, positive=False):
+    """argparse type: a finite float (and > 0 if positive), with a message naming the option."""
+
     def parse(text):
         try:
             x = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(x) and x > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be positive and finite, got {text}")
-        return x
-
-    return parse
-
-
-def _finite(name):
-    def parse(text):
-        try:
-            x = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(x):
-            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text}")
+        if not math.isfinite(x) or (positive and x <= 0):
+            kind = "positive and finite" if positive else "finite"
+            raise argparse.ArgumentTypeError(f"{name} must be {kind}, got {text}")
         return x
 
     return parse
@@ -55,10 +45,10 @@ def _params_from_args(args):
 
 def _add_model_options(parser):
     parser.add_argument("--preset", default="baseline", help=f"paper scenario: {', '.join(PRESETS)}")
-    parser.add_argument("--alpha", type=_finite("--alpha"), help="override the injection index")
-    parser.add_argument("--Emax-GeV", dest="Emax_GeV", type=_positive("--Emax-GeV"), help="override E_max [GeV]")
-    parser.add_argument("--D0-cm2-s", dest="D0_cm2_s", type=_positive("--D0-cm2-s"), help="override D0 [cm^2/s]")
-    parser.add_argument("--LCR-erg-s", dest="LCR_erg_s", type=_positive("--LCR-erg-s"),
+    parser.add_argument("--alpha", type=_number("--alpha"), help="override the injection index")
+    parser.add_argument("--Emax-GeV", dest="Emax_GeV", type=_number("--Emax-GeV", positive=True), help="override E_max [GeV]")
+    parser.add_argument("--D0-cm2-s", dest="D0_cm2_s", type=_number("--D0-cm2-s", positive=True), help="override D0 [cm^2/s]")
+    parser.add_argument("--LCR-erg-s", dest="LCR_erg_s", type=_number("--LCR-erg-s", positive=True),
                         help="CR luminosity [erg/s]; used with --normalisation luminosity")
     parser.add_argument("--resolution", default="default", help=f"grid: {', '.join(grids.RESOLUTIONS)}")
     parser.add_argument("--normalisation", default="data", choices=("data", "luminosity"),
