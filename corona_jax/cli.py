@@ -60,7 +60,7 @@ def _add_model_options(parser):
 
 
 def cmd_transport(args):
-    from . import output, plots
+    from . import output, plots, transport
     from .forward import run_cosmic_rays
     from .inference.datasets import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
 
@@ -71,8 +71,9 @@ def cmd_transport(args):
         n.strip() for n in args.cr_data.split(",") if n.strip()
     )
     datasets = [load_cosmic_ray_dataset(n) for n in names]
+    model = transport.build_transport_model(res)
     t0 = time.perf_counter()
-    result = run_cosmic_rays(params, res, args.normalisation, names)
+    result = run_cosmic_rays(params, res, args.normalisation, datasets, model)
     print(f"transport solved ({len(result.E_GeV)} energies x {len(result.r_kpc)} cells x "
           f"{res.n_t} steps) in {time.perf_counter() - t0:.1f} s (including compilation)")
     norm = result.normalisation
@@ -87,7 +88,7 @@ def cmd_transport(args):
         for D0 in (1.2e29, 4.0e30):
             if not math.isclose(D0, 10**params.log10_D0_cm2_s, rel_tol=1e-6):
                 other = params._replace(log10_D0_cm2_s=math.log10(D0))
-                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, res, args.normalisation, names)
+                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, res, args.normalisation, datasets, model)
         for path in plots.transport_figures(results, datasets, args.plot):
             print(f"wrote {path}")
     return 0

@@ -35,13 +35,14 @@ def run_cosmic_rays(
     params: CoronaParams,
     resolution: grids.Resolution = grids.Resolution(),
     normalisation: str = "data",
-    cr_datasets=None,
+    cr_data=None,
     model: Optional[transport.TransportModel] = None,
 ) -> CosmicRayResult:
     """Solve the transport and normalise by the CR data ('data') or by L_CR ('luminosity').
 
-    cr_datasets: names from corona_jax.inference.datasets.COSMIC_RAY_DATASETS
-    (default: DEFAULT_CR_DATASETS); used only with normalisation='data'.
+    cr_data: loaded SpectralData (corona_jax.inference.datasets); default: the
+    DEFAULT_CR_DATASETS. Used only with normalisation='data'. model: a prebuilt
+    TransportModel for `resolution`, to reuse across calls.
     """
     from .inference import datasets as ds  # data loading lives with the inference code
 
@@ -53,8 +54,9 @@ def run_cosmic_rays(
     G = _solve(params, model)
     norm = None
     if normalisation == "data":
-        names = ds.DEFAULT_CR_DATASETS if cr_datasets is None else tuple(cr_datasets)
-        norm = normalise_to_data(params, model, G, [ds.load_cosmic_ray_dataset(n) for n in names])
+        if cr_data is None:
+            cr_data = [ds.load_cosmic_ray_dataset(n) for n in ds.DEFAULT_CR_DATASETS]
+        norm = normalise_to_data(params, model, G, cr_data)
         params = norm.params
     return CosmicRayResult(
         params=params,

@@ -154,10 +154,10 @@ def solve_factorised(f: Factors, rhs):
     return x
 
 
-def _transpose(lower, upper):
-    """Sub- and super-diagonal of the transposed tridiagonal matrix."""
+def factorise_transposed(lower, diag, upper) -> Factors:
+    """Factors of the transposed tridiagonal matrix (for adjoint solves)."""
     zero = jnp.zeros_like(lower[:1])
-    return jnp.concatenate([zero, upper[:-1]]), jnp.concatenate([lower[1:], zero])
+    return factorise(jnp.concatenate([zero, upper[:-1]]), diag, jnp.concatenate([lower[1:], zero]))
 
 
 def _tridiagonal_cotangent(r, x):
@@ -216,7 +216,9 @@ def _evolve_linear(euler_m, bdf2_m, source, coeffs):
     return _evolve_forward(euler_m, bdf2_m, source, coeffs)[0]
 
 
-def _evolve_forward(euler_m, bdf2_m, source, coeffs):
+def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False):
+    """Forward steps; returns G today and the states the adjoint restarts from.
+    remat=True rematerialises each block when JAX differentiates this function."""
     euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
     g1 = solve_factorised(euler, coeffs[0] * source)
     rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
@@ -227,6 +229,8 @@ def _evolve_forward(euler_m, bdf2_m, source, coeffs):
         c_new, _ = _bdf2_run(bdf2, c, cb, source)
         return c_new, c  # save the carry at each block start
 
+    if remat:
+        run_block = jax.checkpoint(run_block)
     carry, block_starts = jax.lax.scan(
         run_block, carry, coeffs[1 + rest :].reshape(n_blocks, block)
     )
@@ -240,9 +244,7 @@ def _evolve_fwd(euler_m, bdf2_m, source, coeffs):
 
 def _evolve_bwd(res, g_bar):
     euler_m, bdf2_m, source, coeffs, g1, block_starts = res
-    bdf2 = factorise(*bdf2_m)
-    l2, d2, u2 = bdf2_m
-    bdf2_t = factorise(_transpose(l2, u2)[0], d2, _transpose(l2, u2)[1])
+    bdf2, bdf2_t = factorise(*bdf2_m), factorise_transposed(*bdf2_m)
     rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
     block_coeffs = coeffs[1 + rest :].reshape(n_blocks, block)
 
@@ -264,9 +266,7 @@ def _evolve_bwd(res, g_bar):
     adj, acc_r, cbar_rest = _bdf2_adjoint(bdf2_t, adj, rest_states, coeffs[1 : 1 + rest], source)
     l_bar, d_bar, u_bar, s_bar = (a + b for a, b in zip(acc, acc_r))
     # backward-Euler first step
-    l1, d1, u1 = euler_m
-    lt, ut = _transpose(l1, u1)
-    r = solve_factorised(factorise(lt, d1, ut), adj[0])
+    r = solve_factorised(factorise_transposed(*euler_m), adj[0])
     euler_bar = _tridiagonal_cotangent(r, g1)
     coeffs_bar = jnp.concatenate([jnp.sum(r * source)[None], cbar_rest, cbar_blocks.reshape(-1)])
     return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0] * r, coeffs_bar
@@ -294,13 +294,7 @@ def evolve(D, loss, model: TransportModel, adjoint: str = "discrete"):
     if adjoint == "discrete":
         return _evolve_linear(euler_m, bdf2_m, source, coeffs)
     if adjoint == "autodiff":
-        euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
-        g1 = solve_factorised(euler, coeffs[0] * source)
-        rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
-        run = jax.checkpoint(lambda c, cb: (_bdf2_run(bdf2, c, cb, source)[0], None))
-        carry, _ = run((g1, jnp.zeros_like(g1)), coeffs[1 : 1 + rest])
-        carry, _ = jax.lax.scan(run, carry, coeffs[1 + rest :].reshape(n_blocks, block))
-        return carry[0]
+        return _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=True)[0]
     raise ConfigError(f"unknown adjoint {adjoint!r}; choose 'discrete' or 'autodiff'")
 
 

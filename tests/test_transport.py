@@ -54,7 +54,7 @@ def test_steady_state_error_falls_at_second_order():
 
 
 def test_particle_number_equals_injected_number_without_losses_or_escape():
-    """Reflecting boundary, no losses: N(today) = int Q dt dV = V_Q * 24 Gyr^... for Eq. (5)."""
+    """Reflecting boundary, no losses: N(today) = int Q dt dV = V_Q x 24 Gyr for Eq. (5)."""
     injected_time = 4.0 + 12.0 + 8.0  # int_0^10 f(t) dt [Gyr] for Eq. (5)
     rel = []
     for n_t in (100, 200):
