@@ -1,15 +1,27 @@
-"""The composed model. So far: the cosmic-ray part (transport + normalisation)."""
+"""The composed model: params -> CR transport -> emissivity -> Milky Way sky.
+
+`forward(params, model)` is one pure, jit-able and differentiable function of the
+parameters; `model` (a ForwardModel, built once by `build_forward_model`) holds the
+grids and precomputed matrices. `run_cosmic_rays` / `run_forward` are the numpy-level
+drivers the CLI uses, which can also fix L_CR by the paper's data rule.
+"""
 
 from typing import NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from . import grids, transport
+from . import grids, sky, transport
+from .absorption import cmb_absorption_per_kpc
 from .cosmic_rays import Normalisation, cr_density, local_flux, normalise_to_data
 from .errors import ConfigError
 from .gas import gas_density_cells
+from .interactions import emission_matrix, emissivity
 from .params import CoronaParams, validate_params
+from .units import R_SUN_KPC
+
+NEUTRINO_FLAVOURS = 3  # nu_e : nu_mu : nu_tau = 1 : 1 : 1 after oscillation (physics.md sec. 3)
 
 NORMALISATIONS = ("data", "luminosity")
 
@@ -70,3 +82,113 @@ def run_cosmic_rays(
         local_flux_per_GeV_cm2_s_sr=np.asarray(local_flux(params, model, G)),
         normalisation=norm,
     )
+
+
+class ForwardModel(NamedTuple):
+    """Static configuration of the whole forward model (a pytree of arrays; build once)."""
+
+    transport: transport.TransportModel
+    E_secondary_GeV: jax.Array  # (N_s,) gamma / neutrino energies
+    psi_rad: jax.Array  # (N_psi,) directions from the Galactic centre
+    mu: jax.Array  # (N_psi,) cos psi
+    mean_weights: jax.Array  # (N_psi,) all-sky mean weights
+    emission_gamma: jax.Array  # (N_s, N_E) [cm^3 s^-1]: q = n_g K @ j
+    emission_nu_all: jax.Array  # (N_s, N_E)
+    path_gamma_kpc: jax.Array  # (N_psi, N_s, N_r) CMB-absorbed path through each shell
+    path_nu_kpc: jax.Array  # (N_psi, N_r) plain chord lengths
+    cmb_absorption_per_kpc: jax.Array  # (N_s,) 1 / lambda_gamma gamma
+
+
+def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc: float = R_SUN_KPC) -> ForwardModel:
+    """Grids, emission matrices (from the pp table) and line-of-sight matrices; numpy, once."""
+    tm = transport.build_transport_model(res)
+    E_p = np.asarray(tm.E_GeV)
+    E_s = grids.secondary_energy_grid(res)
+    directions = sky.sky_directions(res.n_mu)
+    kappa = cmb_absorption_per_kpc(E_s)
+    faces = np.asarray(tm.faces_kpc)
+    arrays = dict(
+        E_secondary_GeV=E_s,
+        psi_rad=directions.psi_rad,
+        mu=directions.mu,
+        mean_weights=directions.mean_weights,
+        emission_gamma=emission_matrix("gamma", E_p, E_s),
+        emission_nu_all=emission_matrix("nu_all", E_p, E_s),
+        path_gamma_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, directions.mu, kappa),
+        path_nu_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, directions.mu, np.zeros(1))[:, 0, :],
+        cmb_absorption_per_kpc=kappa,
+    )
+    return ForwardModel(tm, **{k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()})
+
+
+class MilkyWay(NamedTuple):
+    """Intensities of the Milky Way corona [GeV^-1 cm^-2 s^-1 sr^-1]; axes (psi, E) or (E,)."""
+
+    gamma: jax.Array  # I(psi, E), CMB absorption included
+    nu_all_flavour: jax.Array  # I(psi, E), nu_e + nu_mu + antineutrinos (+ nu_tau after oscillation)
+    sky_mean_gamma: jax.Array
+    sky_mean_nu_all_flavour: jax.Array
+    anticentre_gamma: jax.Array  # I(E, psi = pi): the isotropic part
+    anticentre_nu_all_flavour: jax.Array
+    dipole_gamma: jax.Array  # 3 <I cos psi> / <I>
+    dipole_nu: jax.Array
+
+
+def milky_way(params: CoronaParams, model: ForwardModel, j_per_GeV_cm3) -> MilkyWay:
+    """Emissivity (Eq. 6) and line-of-sight integrals for a CR density j (N_E, N_r)."""
+    tm = model.transport
+    n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
+    I_gamma = sky.intensity(model.path_gamma_kpc, emissivity(n_gas, model.emission_gamma, j_per_GeV_cm3))
+    I_nu = sky.intensity(model.path_nu_kpc, emissivity(n_gas, model.emission_nu_all, j_per_GeV_cm3))
+    return MilkyWay(
+        gamma=I_gamma,
+        nu_all_flavour=I_nu,
+        sky_mean_gamma=sky.sky_mean(I_gamma, model.mean_weights),
+        sky_mean_nu_all_flavour=sky.sky_mean(I_nu, model.mean_weights),
+        anticentre_gamma=I_gamma[-1],
+        anticentre_nu_all_flavour=I_nu[-1],
+        dipole_gamma=sky.dipole_amplitude(I_gamma, model.mu, model.mean_weights),
+        dipole_nu=sky.dipole_amplitude(I_nu, model.mu, model.mean_weights),
+    )
+
+
+class Prediction(NamedTuple):
+    """Everything `forward` predicts (JAX arrays)."""
+
+    j_per_GeV_cm3: jax.Array  # (N_E, N_r)
+    local_flux_per_GeV_cm2_s_sr: jax.Array  # (N_E,) protons at R_sun
+    milky_way: MilkyWay
+
+
+def forward(params: CoronaParams, model: ForwardModel, adjoint: str = "discrete") -> Prediction:
+    """The whole model for given parameters, normalised by L_CR (pure; jit and grad it)."""
+    tm = model.transport
+    G = transport.unit_spectrum_density(params, tm, adjoint)
+    j = cr_density(params, tm, G)
+    return Prediction(j, local_flux(params, tm, G), milky_way(params, model, j))
+
+
+_milky_way = jax.jit(milky_way)
+
+
+class ForwardResult(NamedTuple):
+    """run_forward's result: the CR part and the Milky Way sky (numpy arrays)."""
+
+    cosmic_rays: CosmicRayResult
+    model: ForwardModel
+    milky_way: MilkyWay
+
+
+def run_forward(
+    params: CoronaParams,
+    resolution: grids.Resolution = grids.Resolution(),
+    normalisation: str = "data",
+    cr_data=None,
+    model: Optional[ForwardModel] = None,
+) -> ForwardResult:
+    """CR transport (normalised as run_cosmic_rays does) and the Milky Way fluxes."""
+    if model is None:
+        model = build_forward_model(resolution)
+    cr = run_cosmic_rays(params, resolution, normalisation, cr_data, model.transport)
+    mw = _milky_way(cr.params, model, jnp.asarray(cr.j_per_GeV_cm3))
+    return ForwardResult(cr, model, MilkyWay(*(np.asarray(a) for a in mw)))

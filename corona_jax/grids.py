@@ -32,11 +32,14 @@ class Resolution:
     r_per_decade: int = 30  # logarithmic cells per decade beyond r_Q
     R_out_kpc: float = 3.0e4  # outer boundary
     n_t: int = 200  # time steps from t = 0 to today
+    E_secondary_min_GeV: float = 0.1  # lowest gamma / neutrino energy (bottom of the Fermi-LAT band)
+    n_mu: int = 48  # Gauss-Legendre directions in cos(psi) for sky averages
 
     def refined(self, k: int) -> "Resolution":
-        """Same energies, k times more radial cells and time steps."""
+        """Same energies, k times more radial cells, time steps and directions."""
         return dataclasses.replace(
-            self, n_r_source=self.n_r_source * k, r_per_decade=self.r_per_decade * k, n_t=self.n_t * k
+            self, n_r_source=self.n_r_source * k, r_per_decade=self.r_per_decade * k, n_t=self.n_t * k,
+            n_mu=self.n_mu * k,
         )
 
     def validate(self) -> "Resolution":
@@ -44,7 +47,9 @@ class Resolution:
             raise ConfigError(f"energy range [{self.E_min_GeV}, {self.E_max_GeV}] GeV is not valid")
         if self.E_min_GeV <= 0.938272:
             raise ConfigError("E_min_GeV is a total energy and must exceed the proton mass")
-        for name in ("E_per_decade", "n_r_source", "r_per_decade", "n_t"):
+        if not 0 < self.E_secondary_min_GeV < self.E_max_GeV:
+            raise ConfigError(f"E_secondary_min_GeV must lie in (0, {self.E_max_GeV}) GeV")
+        for name in ("E_per_decade", "n_r_source", "r_per_decade", "n_t", "n_mu"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"resolution {name} must be a positive integer")
         if not self.R_out_kpc >= 2 * GAS_EDGE_KPC:
@@ -53,7 +58,7 @@ class Resolution:
 
 
 RESOLUTIONS = {
-    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=80),
+    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=80, n_mu=24),
     "default": Resolution(),
     "fine": Resolution().refined(4),
 }
@@ -81,6 +86,12 @@ def energy_grid(res: Resolution) -> np.ndarray:
     n_dec = math.log10(res.E_max_GeV / res.E_min_GeV)
     n = int(round(n_dec * res.E_per_decade)) + 1
     return np.geomspace(res.E_min_GeV, res.E_max_GeV, n)
+
+
+def secondary_energy_grid(res: Resolution) -> np.ndarray:
+    """Log-spaced gamma-ray / neutrino energies [GeV] from E_secondary_min to E_max."""
+    n = int(round(math.log10(res.E_max_GeV / res.E_secondary_min_GeV) * res.E_per_decade)) + 1
+    return np.geomspace(res.E_secondary_min_GeV, res.E_max_GeV, n)
 
 
 def _log_faces(r_lo, r_hi, per_decade):

@@ -1,25 +1,50 @@
-"""Proton-proton interactions: the inelastic cross section sigma_pp(E).
+"""Proton-proton interactions: sigma_inel(E), the emission matrices and the emissivity, Eq. (6).
 
-Default: the fit of Kafexhiu, Aharonian, Taylor & Vila, PRD 90, 123014 (2014),
-Eq. (1), which follows QGSJET-II-04 (the paper's choice) to a few per cent up
-to PeV energies. It vanishes below the pion-production threshold.
+Cross sections come from the pp table (corona_jax.tables, generated from aafragpy):
+sigma_inel is the Kafexhiu et al. (2014) fit, which follows QGSJET-II-04 (the
+paper's choice) to a few per cent up to PeV, and vanishes below the pion threshold.
 """
 
-import jax.numpy as jnp
+import math
 
-from .units import PROTON_MASS_GEV
+import jax.numpy as jnp
+import numpy as np
+
+from . import tables
+from .units import C_CM_S, MB_CM2, PROTON_MASS_GEV
 
 PION_THRESHOLD_KINETIC_GEV = 0.2797  # E_th = 2 m_pi + m_pi^2 / (2 m_p) (Kafexhiu+ 2014)
 
 
 def sigma_inelastic_mb(E_GeV):
-    """Inelastic pp cross section [mb] at proton total energy E [GeV], Kafexhiu+ (2014) Eq. (1).
+    """Inelastic pp cross section [mb] at proton total energy E [GeV] (numpy).
 
-    Zero at and below the threshold (the fit itself turns negative there).
+    Exact at the table's nodes, linear in ln E between them; zero below threshold.
     """
-    T = E_GeV - PROTON_MASS_GEV
-    above = T > PION_THRESHOLD_KINETIC_GEV
-    x = jnp.where(above, T, 2.0 * PION_THRESHOLD_KINETIC_GEV) / PION_THRESHOLD_KINETIC_GEV
-    ln_x = jnp.log(x)
-    sigma = (30.7 - 0.96 * ln_x + 0.18 * ln_x**2) * (1.0 - x ** (-1.9)) ** 3
-    return jnp.where(above, sigma, 0.0)
+    t = tables.load_pp_tables()
+    E = np.asarray(E_GeV, dtype=float)
+    if np.any(E > t.E_p_GeV[-1] * (1 + 1e-9)):
+        raise ValueError(f"sigma_pp is tabulated up to {t.E_p_GeV[-1]:g} GeV")
+    sigma = np.interp(np.log(E), np.log(t.E_p_GeV), t.sigma_inel_mb)
+    return np.where(E - PROTON_MASS_GEV > PION_THRESHOLD_KINETIC_GEV, sigma, 0.0)
+
+
+def emission_matrix(secondary, E_p_GeV, E_s_GeV):
+    """K[s, p] = c w_p dsigma/dE_s(E_p, E_s) [cm^3 s^-1], so that q = n_g K @ j (numpy).
+
+    w_p: trapezoid weights in ln E_p on the model's proton grid [GeV]; both grids must
+    lie on the pp table's nodes. secondary: 'gamma' or 'nu_all'.
+    """
+    t = tables.load_pp_tables()
+    ip = tables.grid_indices(t.E_p_GeV, E_p_GeV, "proton")
+    is_ = tables.grid_indices(t.E_s_GeV, E_s_GeV, "secondary")
+    dsigma = t.dsigma_dE_mb_per_GeV[secondary][np.ix_(ip, is_)]  # (N_p, N_s)
+    step = math.log(E_p_GeV[1] / E_p_GeV[0])
+    w = np.full(E_p_GeV.size, step)
+    w[[0, -1]] *= 0.5
+    return (C_CM_S * MB_CM2) * (w * E_p_GeV)[None, :] * dsigma.T
+
+
+def emissivity(n_gas_cm3, emission, j_per_GeV_cm3):
+    """q(E_s, r) = n_g(r) sum_p K[s, p] j(E_p, r) [GeV^-1 cm^-3 s^-1], shape (N_s, N_r)."""
+    return n_gas_cm3[None, :] * (emission @ j_per_GeV_cm3)

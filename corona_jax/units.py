@@ -16,6 +16,10 @@ ERG_PER_GEV = 1.602176634e-3  # 1 GeV in erg (exact SI eV)
 T_CMB_K = 2.7255  # CMB temperature today [K] (Fixsen 2009)
 R_SUN_KPC = 8.5  # Sun's galactocentric distance used by the paper [kpc]
 M_STAR_MW_MSUN = 6.43e10  # Milky Way stellar mass (McMillan 2011) [M_sun]
+ELECTRON_MASS_GEV = 0.51099895e-3  # electron rest energy [GeV] (CODATA 2018)
+SIGMA_THOMSON_CM2 = 6.6524587321e-25  # Thomson cross section [cm^2] (CODATA 2018)
+HBAR_C_GEV_CM = 1.973269804e-14  # hbar c [GeV cm] (CODATA 2018, exact SI)
+K_BOLTZMANN_GEV_K = 8.617333262e-14  # Boltzmann constant [GeV/K] (CODATA 2018, exact SI)
 
 
 def cm2_s_to_kpc2_gyr(x_cm2_s):

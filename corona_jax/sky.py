@@ -1,0 +1,108 @@
+"""Milky Way corona seen from the Sun: lines of sight, sky averages, dipole, HEALPix (physics.md sec. 4).
+
+The model is spherically symmetric, so the sky depends only on the angle psi from
+the Galactic centre (cos psi = cos l cos b). A ray from the Sun (at d = R_sun from
+the centre) in direction mu = cos psi is at r(s)^2 = d^2 + s^2 - 2 d s mu. The
+emissivity is constant in each finite-volume cell (a spherical shell), so
+
+    I(E, psi) = (1/4 pi) sum_k q(E, r_k) P_k(E, psi),
+    P_k = int_{ray in shell k} exp(-s / lambda(E)) ds,
+
+with P_k from the exact chord of the ray through the shell (no radial sampling).
+Directions: Gauss-Legendre nodes in mu for the sky averages, plus psi = 0 and pi.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import ConfigError
+from .units import KPC_CM
+
+
+class SkyDirections(NamedTuple):
+    psi_rad: np.ndarray  # (N_psi,) ascending, first 0 and last pi
+    mu: np.ndarray  # cos psi
+    mean_weights: np.ndarray  # sky mean <f> = sum w f (sum w = 1; zero at psi = 0, pi)
+
+
+def sky_directions(n_mu: int) -> SkyDirections:
+    """Gauss-Legendre nodes in cos psi (n_mu of them) plus the centre and anticentre."""
+    x, w = np.polynomial.legendre.leggauss(n_mu)
+    mu = np.concatenate([[1.0], x[::-1], [-1.0]])
+    weights = np.concatenate([[0.0], 0.5 * w[::-1], [0.0]])
+    return SkyDirections(np.arccos(mu), mu, weights)
+
+
+def ball_path_integral_kpc(R_kpc, d_kpc, mu, kappa_per_kpc):
+    """int exp(-kappa s) ds over the part of the ray (from distance d, direction mu) inside r < R.
+
+    Broadcasts over all arguments; kappa = 0 gives the chord length [kpc].
+    """
+    R, mu, kappa = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (R_kpc, mu, kappa_per_kpc)))
+    b2 = d_kpc**2 * (1.0 - mu**2)  # squared impact parameter
+    h = np.sqrt(np.clip(R**2 - b2, 0.0, None))
+    s_lo = np.clip(d_kpc * mu - h, 0.0, None)
+    s_hi = np.clip(d_kpc * mu + h, 0.0, None)
+    length = s_hi - s_lo
+    safe = np.where(kappa > 0, kappa, 1.0)
+    absorbed = np.exp(-safe * s_lo) * -np.expm1(-safe * length) / safe
+    return np.where(R**2 > b2, np.where(kappa > 0, absorbed, length), 0.0)
+
+
+def shell_path_matrix_kpc(faces_kpc, d_kpc, mu, kappa_per_kpc):
+    """P[psi, E, k]: the absorbed path length of each ray through each shell k [kpc].
+
+    faces_kpc (N_r+1,), mu (N_psi,), kappa_per_kpc (N_E,) -> (N_psi, N_E, N_r).
+    """
+    A = ball_path_integral_kpc(
+        faces_kpc[None, None, :], d_kpc, mu[:, None, None], np.asarray(kappa_per_kpc)[None, :, None]
+    )
+    return np.diff(A, axis=-1)
+
+
+def intensity(path_matrix_kpc, q_per_GeV_cm3_s):
+    """I(psi, E) [GeV^-1 cm^-2 s^-1 sr^-1] from q (N_E, N_r) and P (N_psi, N_E, N_r) or (N_psi, N_r)."""
+    if path_matrix_kpc.ndim == 2:
+        los = jnp.einsum("pk,ek->pe", path_matrix_kpc, q_per_GeV_cm3_s)
+    else:
+        los = jnp.einsum("pek,ek->pe", path_matrix_kpc, q_per_GeV_cm3_s)
+    return (KPC_CM / (4.0 * math.pi)) * los
+
+
+def sky_mean(I_psi_E, mean_weights):
+    """All-sky mean (1/2) int I dmu, per energy."""
+    return mean_weights @ I_psi_E
+
+
+def dipole_amplitude(I_psi_E, mu, mean_weights):
+    """3 <I cos psi> / <I> per energy (0 where the sky is dark); points to the centre if > 0."""
+    mean = mean_weights @ I_psi_E
+    first = (mean_weights * mu) @ I_psi_E
+    return jnp.where(mean > 0, 3.0 * first / jnp.where(mean > 0, mean, 1.0), 0.0)
+
+
+def galactic_psi_rad(l_deg, b_deg):
+    """Angle from the Galactic centre of Galactic coordinates (l, b) [deg]."""
+    l, b = np.radians(l_deg), np.radians(b_deg)
+    return np.arccos(np.clip(np.cos(l) * np.cos(b), -1.0, 1.0))
+
+
+def intensity_at_psi(I_psi, psi_rad, psi_query_rad):
+    """I at any psi, interpolated in ln I between the direction nodes (numpy)."""
+    log_I = np.log(np.maximum(I_psi, 1e-300))
+    return np.exp(np.interp(psi_query_rad, psi_rad, log_I))
+
+
+def healpix_map(I_psi, psi_rad, nside):
+    """HEALPix map (RING order, Galactic coordinates) of an intensity given on psi nodes."""
+    try:
+        import healpy
+    except ImportError:
+        raise ConfigError("HEALPix maps need healpy: pip install 'corona-jax[sky]'") from None
+    if not (isinstance(nside, int) and nside > 0 and nside & (nside - 1) == 0):
+        raise ConfigError(f"HEALPix nside must be a positive power of 2, got {nside!r}")
+    l_deg, b_deg = healpy.pix2ang(nside, np.arange(healpy.nside2npix(nside)), lonlat=True)
+    return intensity_at_psi(np.asarray(I_psi), psi_rad, galactic_psi_rad(l_deg, b_deg))
