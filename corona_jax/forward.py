@@ -12,14 +12,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import grids, sky, transport
+from . import grids, sky, tables, transport
 from .absorption import cmb_absorption_per_kpc
-from .cosmic_rays import Normalisation, cr_density, local_flux, normalise_to_data
+from .cosmic_rays import (
+    Normalisation,
+    cr_density,
+    injection_amplitude,
+    local_flux,
+    log_spectrum_shape,
+    normalise_to_data,
+)
 from .errors import ConfigError
 from .gas import gas_density_cells
 from .interactions import emission_matrix, emissivity
 from .params import CoronaParams, validate_params
-from .units import R_SUN_KPC
+from .units import GYR_S, R_SUN_KPC
 
 NEUTRINO_FLAVOURS = 3  # nu_e : nu_mu : nu_tau = 1 : 1 : 1 after oscillation (physics.md sec. 3)
 
@@ -88,37 +95,68 @@ class ForwardModel(NamedTuple):
     """Static configuration of the whole forward model (a pytree of arrays; build once)."""
 
     transport: transport.TransportModel
+    E_table_GeV: jax.Array  # (N_f,) proton energies of the emissivity integral (pp-table nodes)
+    table_lower: jax.Array  # (N_f,) int: index of the solver energy just below each E_table
+    table_weight: jax.Array  # (N_f,) weight of the upper neighbour in ln E
     E_secondary_GeV: jax.Array  # (N_s,) gamma / neutrino energies
     psi_rad: jax.Array  # (N_psi,) directions from the Galactic centre
-    mu: jax.Array  # (N_psi,) cos psi
-    mean_weights: jax.Array  # (N_psi,) all-sky mean weights
-    emission_gamma: jax.Array  # (N_s, N_E) [cm^3 s^-1]: q = n_g K @ j
-    emission_nu_all: jax.Array  # (N_s, N_E)
+    emission_gamma: jax.Array  # (N_s, N_f) [cm^3 s^-1]: q = n_g K @ j
+    emission_nu_all: jax.Array  # (N_s, N_f)
     path_gamma_kpc: jax.Array  # (N_psi, N_s, N_r) CMB-absorbed path through each shell
     path_nu_kpc: jax.Array  # (N_psi, N_r) plain chord lengths
+    sky_mean_gamma_kpc: jax.Array  # (N_s, N_r) <P_k> over the sky, with absorption
+    sky_first_gamma_kpc: jax.Array  # (N_s, N_r) <cos psi P_k>
+    sky_mean_nu_kpc: jax.Array  # (N_r,)
+    sky_first_nu_kpc: jax.Array  # (N_r,)
     cmb_absorption_per_kpc: jax.Array  # (N_s,) 1 / lambda_gamma gamma
 
 
 def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc: float = R_SUN_KPC) -> ForwardModel:
-    """Grids, emission matrices (from the pp table) and line-of-sight matrices; numpy, once."""
+    """Grids, emission matrices (from the pp table) and line-of-sight matrices; numpy, once.
+
+    The emissivity integral over proton energy runs on the pp table's own nodes (20 per
+    decade), whatever the solver's energy grid: the solver's G is interpolated there
+    in ln G - ln E, and the injected spectrum is evaluated exactly.
+    """
     tm = transport.build_transport_model(res)
     E_p = np.asarray(tm.E_GeV)
+    table_E = tables.load_pp_tables().E_p_GeV
+    E_f = table_E[(table_E >= E_p[0] * (1 - 1e-12)) & (table_E <= E_p[-1] * (1 + 1e-12))]
+    lower = np.clip(np.searchsorted(E_p, E_f * (1 + 1e-12)) - 1, 0, E_p.size - 2)
+    weight = np.clip(np.log(E_f / E_p[lower]) / np.log(E_p[lower + 1] / E_p[lower]), 0.0, 1.0)
     E_s = grids.secondary_energy_grid(res)
-    directions = sky.sky_directions(res.n_mu)
+    psi = sky.psi_grid_rad(res.n_psi)
     kappa = cmb_absorption_per_kpc(E_s)
     faces = np.asarray(tm.faces_kpc)
+    mean_gamma, first_gamma = sky.sky_average_matrices_kpc(faces, observer_kpc, kappa)
+    mean_nu, first_nu = sky.sky_average_matrices_kpc(faces, observer_kpc, np.zeros(1))
     arrays = dict(
+        E_table_GeV=E_f,
+        table_weight=weight,
         E_secondary_GeV=E_s,
-        psi_rad=directions.psi_rad,
-        mu=directions.mu,
-        mean_weights=directions.mean_weights,
-        emission_gamma=emission_matrix("gamma", E_p, E_s),
-        emission_nu_all=emission_matrix("nu_all", E_p, E_s),
-        path_gamma_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, directions.mu, kappa),
-        path_nu_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, directions.mu, np.zeros(1))[:, 0, :],
+        psi_rad=psi,
+        emission_gamma=emission_matrix("gamma", E_f, E_s),
+        emission_nu_all=emission_matrix("nu_all", E_f, E_s),
+        path_gamma_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), kappa),
+        path_nu_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), np.zeros(1))[:, 0, :],
+        sky_mean_gamma_kpc=mean_gamma,
+        sky_first_gamma_kpc=first_gamma,
+        sky_mean_nu_kpc=mean_nu[0],
+        sky_first_nu_kpc=first_nu[0],
         cmb_absorption_per_kpc=kappa,
     )
-    return ForwardModel(tm, **{k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()})
+    arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()}
+    return ForwardModel(tm, table_lower=jnp.asarray(lower), **arrays)
+
+
+def proton_density_on_table_grid(params: CoronaParams, model: ForwardModel, G_Gyr):
+    """j(E_table, r) [GeV^-1 cm^-3]: G interpolated linearly in ln G - ln E, spectrum exact."""
+    tm = model.transport
+    log_G = jnp.log(jnp.maximum(G_Gyr, 1e-300))
+    w = model.table_weight[:, None]
+    log_G_f = (1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1]
+    shape = jnp.exp(log_spectrum_shape(params, model.E_table_GeV)) * GYR_S
+    return injection_amplitude(params, tm) * shape[:, None] * jnp.exp(log_G_f)
 
 
 class MilkyWay(NamedTuple):
@@ -134,21 +172,26 @@ class MilkyWay(NamedTuple):
     dipole_nu: jax.Array
 
 
-def milky_way(params: CoronaParams, model: ForwardModel, j_per_GeV_cm3) -> MilkyWay:
-    """Emissivity (Eq. 6) and line-of-sight integrals for a CR density j (N_E, N_r)."""
+def milky_way(params: CoronaParams, model: ForwardModel, G_Gyr) -> MilkyWay:
+    """Emissivity (Eq. 6) and line-of-sight integrals, from the solver's G (N_E, N_r) [Gyr]."""
     tm = model.transport
     n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
-    I_gamma = sky.intensity(model.path_gamma_kpc, emissivity(n_gas, model.emission_gamma, j_per_GeV_cm3))
-    I_nu = sky.intensity(model.path_nu_kpc, emissivity(n_gas, model.emission_nu_all, j_per_GeV_cm3))
+    j = proton_density_on_table_grid(params, model, G_Gyr)
+    q_gamma = emissivity(n_gas, model.emission_gamma, j)
+    q_nu = emissivity(n_gas, model.emission_nu_all, j)
+    I_gamma = sky.intensity(model.path_gamma_kpc, q_gamma)
+    I_nu = sky.intensity(model.path_nu_kpc, q_nu)
+    mean_gamma = sky.sky_average(model.sky_mean_gamma_kpc, q_gamma)
+    mean_nu = sky.sky_average(model.sky_mean_nu_kpc, q_nu)
     return MilkyWay(
         gamma=I_gamma,
         nu_all_flavour=I_nu,
-        sky_mean_gamma=sky.sky_mean(I_gamma, model.mean_weights),
-        sky_mean_nu_all_flavour=sky.sky_mean(I_nu, model.mean_weights),
+        sky_mean_gamma=mean_gamma,
+        sky_mean_nu_all_flavour=mean_nu,
         anticentre_gamma=I_gamma[-1],
         anticentre_nu_all_flavour=I_nu[-1],
-        dipole_gamma=sky.dipole_amplitude(I_gamma, model.mu, model.mean_weights),
-        dipole_nu=sky.dipole_amplitude(I_nu, model.mu, model.mean_weights),
+        dipole_gamma=sky.dipole_amplitude(mean_gamma, sky.sky_average(model.sky_first_gamma_kpc, q_gamma)),
+        dipole_nu=sky.dipole_amplitude(mean_nu, sky.sky_average(model.sky_first_nu_kpc, q_nu)),
     )
 
 
@@ -165,7 +208,7 @@ def forward(params: CoronaParams, model: ForwardModel, adjoint: str = "discrete"
     tm = model.transport
     G = transport.unit_spectrum_density(params, tm, adjoint)
     j = cr_density(params, tm, G)
-    return Prediction(j, local_flux(params, tm, G), milky_way(params, model, j))
+    return Prediction(j, local_flux(params, tm, G), milky_way(params, model, G))
 
 
 _milky_way = jax.jit(milky_way)
@@ -190,5 +233,5 @@ def run_forward(
     if model is None:
         model = build_forward_model(resolution)
     cr = run_cosmic_rays(params, resolution, normalisation, cr_data, model.transport)
-    mw = _milky_way(cr.params, model, jnp.asarray(cr.j_per_GeV_cm3))
+    mw = _milky_way(cr.params, model, jnp.asarray(cr.unit_density_Gyr))
     return ForwardResult(cr, model, MilkyWay(*(np.asarray(a) for a in mw)))

@@ -33,13 +33,13 @@ class Resolution:
     R_out_kpc: float = 3.0e4  # outer boundary
     n_t: int = 200  # time steps from t = 0 to today
     E_secondary_min_GeV: float = 0.1  # lowest gamma / neutrino energy (bottom of the Fermi-LAT band)
-    n_mu: int = 48  # Gauss-Legendre directions in cos(psi) for sky averages
+    n_psi: int = 49  # directions from the centre (psi = 0) to the anticentre (pi) in the output
 
     def refined(self, k: int) -> "Resolution":
         """Same energies, k times more radial cells, time steps and directions."""
         return dataclasses.replace(
             self, n_r_source=self.n_r_source * k, r_per_decade=self.r_per_decade * k, n_t=self.n_t * k,
-            n_mu=self.n_mu * k,
+            n_psi=(self.n_psi - 1) * k + 1,
         )
 
     def validate(self) -> "Resolution":
@@ -49,16 +49,18 @@ class Resolution:
             raise ConfigError("E_min_GeV is a total energy and must exceed the proton mass")
         if not 0 < self.E_secondary_min_GeV < self.E_max_GeV:
             raise ConfigError(f"E_secondary_min_GeV must lie in (0, {self.E_max_GeV}) GeV")
-        for name in ("E_per_decade", "n_r_source", "r_per_decade", "n_t", "n_mu"):
+        for name in ("E_per_decade", "n_r_source", "r_per_decade", "n_t", "n_psi"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"resolution {name} must be a positive integer")
+        if self.n_psi < 2:
+            raise ConfigError("resolution n_psi must be at least 2 (the centre and the anticentre)")
         if not self.R_out_kpc >= 2 * GAS_EDGE_KPC:
             raise ConfigError(f"R_out_kpc must be at least {2 * GAS_EDGE_KPC} kpc")
         return self
 
 
 RESOLUTIONS = {
-    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=80, n_mu=24),
+    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=80, n_psi=25),
     "default": Resolution(),
     "fine": Resolution().refined(4),
 }

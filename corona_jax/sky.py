@@ -9,31 +9,25 @@ emissivity is constant in each finite-volume cell (a spherical shell), so
     P_k = int_{ray in shell k} exp(-s / lambda(E)) ds,
 
 with P_k from the exact chord of the ray through the shell (no radial sampling).
-Directions: Gauss-Legendre nodes in mu for the sky averages, plus psi = 0 and pi.
+I(E, psi) is given on a uniform grid in psi from 0 to pi. The sky mean
+and the dipole are linear in q too: their shell weights <P_k> and <mu P_k> are
+averaged once over many directions (SKY_AVERAGE_DIRECTIONS), because the chords
+have kinks in mu (rays tangent to shells inside R_sun) that a few nodes resolve badly.
 """
 
 import math
-from typing import NamedTuple
-
 import jax.numpy as jnp
 import numpy as np
 
 from .errors import ConfigError
 from .units import KPC_CM
 
-
-class SkyDirections(NamedTuple):
-    psi_rad: np.ndarray  # (N_psi,) ascending, first 0 and last pi
-    mu: np.ndarray  # cos psi
-    mean_weights: np.ndarray  # sky mean <f> = sum w f (sum w = 1; zero at psi = 0, pi)
+SKY_AVERAGE_DIRECTIONS = 1024  # Gauss-Legendre nodes in mu for <P_k> and <mu P_k>
 
 
-def sky_directions(n_mu: int) -> SkyDirections:
-    """Gauss-Legendre nodes in cos psi (n_mu of them) plus the centre and anticentre."""
-    x, w = np.polynomial.legendre.leggauss(n_mu)
-    mu = np.concatenate([[1.0], x[::-1], [-1.0]])
-    weights = np.concatenate([[0.0], 0.5 * w[::-1], [0.0]])
-    return SkyDirections(np.arccos(mu), mu, weights)
+def psi_grid_rad(n_psi: int) -> np.ndarray:
+    """n_psi directions uniform in psi from the centre (0) to the anticentre (pi)."""
+    return np.linspace(0.0, math.pi, n_psi)
 
 
 def ball_path_integral_kpc(R_kpc, d_kpc, mu, kappa_per_kpc):
@@ -72,16 +66,28 @@ def intensity(path_matrix_kpc, q_per_GeV_cm3_s):
     return (KPC_CM / (4.0 * math.pi)) * los
 
 
-def sky_mean(I_psi_E, mean_weights):
-    """All-sky mean (1/2) int I dmu, per energy."""
-    return mean_weights @ I_psi_E
+def sky_average_matrices_kpc(faces_kpc, d_kpc, kappa_per_kpc, n_mu=SKY_AVERAGE_DIRECTIONS, chunk=64):
+    """(<P_k>, <mu P_k>) over the sky [kpc], each (N_E, N_r): <f> = (1/2) int f dmu."""
+    x, w = np.polynomial.legendre.leggauss(n_mu)
+    kappa = np.asarray(kappa_per_kpc, dtype=float)
+    mean = np.zeros((kappa.size, faces_kpc.size - 1))
+    first = np.zeros_like(mean)
+    for start in range(0, n_mu, chunk):
+        mu, weight = x[start : start + chunk], 0.5 * w[start : start + chunk]
+        P = shell_path_matrix_kpc(faces_kpc, d_kpc, mu, kappa)
+        mean += np.einsum("p,pek->ek", weight, P)
+        first += np.einsum("p,pek->ek", weight * mu, P)
+    return mean, first
 
 
-def dipole_amplitude(I_psi_E, mu, mean_weights):
-    """3 <I cos psi> / <I> per energy (0 where the sky is dark); points to the centre if > 0."""
-    mean = mean_weights @ I_psi_E
-    first = (mean_weights * mu) @ I_psi_E
-    return jnp.where(mean > 0, 3.0 * first / jnp.where(mean > 0, mean, 1.0), 0.0)
+def sky_average(average_matrix_kpc, q_per_GeV_cm3_s):
+    """Sky average of I (or of I cos psi) per energy, from a sky_average_matrices_kpc matrix."""
+    return (KPC_CM / (4.0 * math.pi)) * jnp.sum(jnp.broadcast_to(average_matrix_kpc, q_per_GeV_cm3_s.shape) * q_per_GeV_cm3_s, axis=-1)
+
+
+def dipole_amplitude(mean, first_moment):
+    """3 <I cos psi> / <I> per energy (0 where the sky is dark); > 0 points to the centre."""
+    return jnp.where(mean > 0, 3.0 * first_moment / jnp.where(mean > 0, mean, 1.0), 0.0)
 
 
 def galactic_psi_rad(l_deg, b_deg):

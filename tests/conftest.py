@@ -12,3 +12,10 @@ def default_model():
     from corona_jax import grids, transport
 
     return transport.build_transport_model(grids.resolution("default"))
+
+
+@pytest.fixture(scope="session")
+def coarse_forward_model():
+    from corona_jax import forward, grids
+
+    return forward.build_forward_model(grids.resolution("coarse"))
