@@ -8,6 +8,8 @@ import math
 import sys
 import time
 
+import numpy as np
+
 from . import grids
 from .errors import CoronaError
 from .params import PRESETS, preset, validate_params
@@ -62,26 +64,17 @@ def _add_model_options(parser):
 def cmd_transport(args):
     from . import output, plots, transport
     from .forward import run_cosmic_rays
-    from .inference.datasets import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
 
     params = _params_from_args(args)
     res = grids.resolution(args.resolution)
     out = output.check_writable(args.out)
-    names = DEFAULT_CR_DATASETS if args.cr_data is None else tuple(
-        n.strip() for n in args.cr_data.split(",") if n.strip()
-    )
-    datasets = [load_cosmic_ray_dataset(n) for n in names]
+    names, datasets = _cr_datasets(args)
     model = transport.build_transport_model(res)
     t0 = time.perf_counter()
     result = run_cosmic_rays(params, res, args.normalisation, datasets, model)
     print(f"transport solved ({len(result.E_GeV)} energies x {len(result.r_kpc)} cells x "
           f"{res.n_t} steps) in {time.perf_counter() - t0:.1f} s (including compilation)")
-    norm = result.normalisation
-    if norm is not None:
-        print(f"normalised to CR data ({', '.join(names)}): binding point {norm.binding_dataset} "
-              f"at E = {norm.binding_E_GeV:.4g} GeV; L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
-    else:
-        print(f"normalised by L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+    _report_normalisation(result, names)
     print(f"wrote {output.write_cosmic_rays(out, result)}")
     if args.plot:
         results = {f"D0 = {10 ** params.log10_D0_cm2_s:.2g} cm$^2$/s": result}
@@ -90,6 +83,68 @@ def cmd_transport(args):
                 other = params._replace(log10_D0_cm2_s=math.log10(D0))
                 results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, res, args.normalisation, datasets, model)
         for path in plots.transport_figures(results, datasets, args.plot):
+            print(f"wrote {path}")
+    return 0
+
+
+def _cr_datasets(args):
+    from .inference.datasets import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
+
+    names = DEFAULT_CR_DATASETS if args.cr_data is None else tuple(
+        n.strip() for n in args.cr_data.split(",") if n.strip()
+    )
+    return names, [load_cosmic_ray_dataset(n) for n in names]
+
+
+def _report_normalisation(result, names):
+    norm = result.normalisation
+    if norm is not None:
+        print(f"normalised to CR data ({', '.join(names)}): binding point {norm.binding_dataset} "
+              f"at E = {norm.binding_E_GeV:.4g} GeV; L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+    else:
+        print(f"normalised by L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+
+
+def cmd_forward(args):
+    from . import output, plots, sky
+    from .forward import NEUTRINO_FLAVOURS, build_forward_model, run_forward
+    from .inference.datasets import load_gamma_dataset, load_neutrino_dataset
+
+    params = _params_from_args(args)
+    res = grids.resolution(args.resolution)
+    out = output.check_writable(args.out)
+    names, datasets = _cr_datasets(args)
+    gamma_data = load_gamma_dataset(args.gamma_data)
+    neutrino_data = load_neutrino_dataset(args.neutrino_data)
+    if args.healpix_nside is not None:
+        sky.healpix_map([1.0, 1.0], [0.0, math.pi], args.healpix_nside)  # without healpy: fail before the run
+    t0 = time.perf_counter()
+    model = build_forward_model(res)
+    print(f"[1/3] model built ({len(model.E_secondary_GeV)} gamma/nu energies, {len(model.psi_rad)} directions, "
+          f"pp table, CMB absorption) in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    result = run_forward(params, res, args.normalisation, datasets, model)
+    cr = result.cosmic_rays
+    print(f"[2/3] transport and Milky Way sky computed in {time.perf_counter() - t0:.1f} s (including compilation)")
+    _report_normalisation(cr, names)
+    E = result.model.E_secondary_GeV
+    for e in (1.0, 100.0, 1.0e5):
+        k = int(abs(np.log(E / e)).argmin())
+        mw = result.milky_way
+        print(f"      E = {E[k]:8.3g} GeV: E^2 I sky mean gamma {E[k] ** 2 * mw.sky_mean_gamma[k]:.3e}, "
+              f"nu per flavour {E[k] ** 2 * mw.sky_mean_nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e} "
+              f"GeV cm^-2 s^-1 sr^-1; dipole {mw.dipole_gamma[k]:.2f}")
+    maps = None
+    if args.healpix_nside is not None:
+        k = int(abs(np.log(E / args.map_E_GeV)).argmin())
+        psi = np.asarray(model.psi_rad)
+        maps = {"nside": args.healpix_nside, "E_GeV": float(E[k]),
+                "gamma": sky.healpix_map(result.milky_way.gamma[:, k], psi, args.healpix_nside),
+                "nu_per_flavour": sky.healpix_map(result.milky_way.nu_all_flavour[:, k] / NEUTRINO_FLAVOURS,
+                                                  psi, args.healpix_nside)}
+    print(f"[3/3] wrote {output.write_forward(out, result, maps)}")
+    if args.plot:
+        for path in plots.milky_way_figures(result, gamma_data, neutrino_data, args.plot, args.map_E_GeV):
             print(f"wrote {path}")
     return 0
 
@@ -115,6 +170,23 @@ def build_parser():
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--plot", metavar="DIR", help="write Figs. 1-3 and the local-flux plot as PNG into DIR")
     p.set_defaults(func=cmd_transport)
+
+    from .inference.datasets import DEFAULT_GAMMA_DATASET, DEFAULT_NEUTRINO_DATASET, GAMMA_DATASETS, NEUTRINO_DATASETS
+
+    p = sub.add_parser("forward", help="gamma rays and neutrinos from the Milky Way corona (Figs. 4-5)",
+                       description="Cosmic-ray transport, pp emissivity and lines of sight from the Sun: "
+                                   "writes /grids, /gas, /cr and /milky_way to an HDF5 file.")
+    _add_model_options(p)
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--plot", metavar="DIR", help="write the spectra with data, the dipole and a sky map as PNG into DIR")
+    p.add_argument("--gamma-data", default=DEFAULT_GAMMA_DATASET, help=f"gamma-ray data for the plot: {', '.join(GAMMA_DATASETS)}")
+    p.add_argument("--neutrino-data", default=DEFAULT_NEUTRINO_DATASET,
+                   help=f"neutrino data for the plot: {', '.join(NEUTRINO_DATASETS)}")
+    p.add_argument("--map-E-GeV", dest="map_E_GeV", type=_number("--map-E-GeV", positive=True), default=10.0,
+                   help="energy of the sky map [GeV] (default 10)")
+    p.add_argument("--healpix-nside", type=int, default=None,
+                   help="also store HEALPix maps (RING, Galactic) at --map-E-GeV in the file; needs healpy")
+    p.set_defaults(func=cmd_forward)
     return parser
 
 

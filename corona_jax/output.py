@@ -1,4 +1,4 @@
-"""The result file (HDF5): groups /grids, /gas, /cr, with a `units` attribute on
+"""The result file (HDF5): groups /grids, /gas, /cr and /milky_way, with a `units` attribute on
 every dataset and the parameters, resolution and versions as root attributes.
 Written to a temporary file beside the target and renamed, so an existing file
 is never left half-written."""
@@ -13,8 +13,10 @@ import jax
 import numpy as np
 
 from .errors import OutputError
-from .forward import CosmicRayResult
+from .forward import NEUTRINO_FLAVOURS, CosmicRayResult, ForwardResult
 from .units import R_SUN_KPC
+
+INTENSITY_UNITS = "GeV^-1 cm^-2 s^-1 sr^-1"
 
 
 def check_writable(path: str) -> str:
@@ -38,6 +40,55 @@ def _dataset(group, name, data, units, description):
 
 def write_cosmic_rays(path: str, result: CosmicRayResult) -> str:
     """Write /grids, /gas and /cr of a CosmicRayResult; returns the absolute path."""
+    return _write(path, result, lambda f: None)
+
+
+def write_forward(path: str, result: ForwardResult, healpix_maps=None) -> str:
+    """Write /grids, /gas, /cr and /milky_way of a ForwardResult; returns the absolute path.
+
+    healpix_maps: optional {"E_GeV": E, "nside": n, "gamma": map, "nu_per_flavour": map}.
+    """
+    return _write(path, result.cosmic_rays, lambda f: _write_milky_way(f, result, healpix_maps))
+
+
+def _write_milky_way(f, result: ForwardResult, healpix_maps):
+    m, mw = result.model, result.milky_way
+    _dataset(f["grids"], "E_secondary_GeV", m.E_secondary_GeV, "GeV", "gamma-ray and neutrino energy")
+    _dataset(f["grids"], "psi_rad", m.psi_rad, "rad", "angle between the line of sight and the Galactic centre")
+    g = f.create_group("milky_way")
+    g.attrs["observer_kpc"] = R_SUN_KPC
+    g.attrs["axes"] = "(psi, E) for intensity_*, (E,) otherwise"
+    g.attrs["flavours"] = "per flavour = all flavour / 3 (1:1:1 after oscillation); nu + nubar"
+    per = 1.0 / NEUTRINO_FLAVOURS
+    for name, data, what in [
+        ("intensity_gamma", mw.gamma, "I(psi, E), absorption on the CMB included"),
+        ("intensity_nu_all_flavour", mw.nu_all_flavour, "I(psi, E), nu + nubar of all flavours"),
+        ("intensity_nu_per_flavour", mw.nu_all_flavour * per, "I(psi, E), nu + nubar of one flavour"),
+        ("sky_mean_gamma", mw.sky_mean_gamma, "all-sky mean (1/2) int I dcos(psi)"),
+        ("sky_mean_nu_all_flavour", mw.sky_mean_nu_all_flavour, "all-sky mean"),
+        ("sky_mean_nu_per_flavour", mw.sky_mean_nu_all_flavour * per, "all-sky mean"),
+        ("anticentre_gamma", mw.anticentre_gamma, "I(E, psi = pi): the isotropic part"),
+        ("anticentre_nu_all_flavour", mw.anticentre_nu_all_flavour, "I(E, psi = pi)"),
+        ("anticentre_nu_per_flavour", mw.anticentre_nu_all_flavour * per, "I(E, psi = pi)"),
+    ]:
+        _dataset(g, name, data, INTENSITY_UNITS, what)
+    _dataset(g, "dipole_gamma", mw.dipole_gamma, "1", "3 <I cos psi> / <I>; > 0 towards the Galactic centre")
+    _dataset(g, "dipole_nu", mw.dipole_nu, "1", "3 <I cos psi> / <I>; > 0 towards the Galactic centre")
+    kappa = np.asarray(m.cmb_absorption_per_kpc)
+    with np.errstate(divide="ignore"):
+        _dataset(g, "cmb_attenuation_length_kpc", np.where(kappa > 0, 1.0 / kappa, np.inf), "kpc",
+                 "gamma gamma -> e+ e- on the CMB (T = 2.7255 K); inf: transparent")
+    if healpix_maps:
+        h = g.create_group("healpix")
+        h.attrs["nside"] = healpix_maps["nside"]
+        h.attrs["E_GeV"] = healpix_maps["E_GeV"]
+        h.attrs["ordering"] = "RING"
+        h.attrs["coordinates"] = "Galactic"
+        for name in ("gamma", "nu_per_flavour"):
+            _dataset(h, name, healpix_maps[name], INTENSITY_UNITS, f"I at E = {healpix_maps['E_GeV']:g} GeV per pixel")
+
+
+def _write(path: str, result: CosmicRayResult, write_more) -> str:
     from . import __version__
 
     path = check_writable(path)
@@ -74,6 +125,7 @@ def write_cosmic_rays(path: str, result: CosmicRayResult) -> str:
                 g.attrs["binding_flux_per_GeV_cm2_s_sr"] = norm.binding_flux
                 g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
                 g.attrs["datasets"] = ",".join(norm.ratios)
+            write_more(f)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Figures of the paper's Sec. II-III from model results (matplotlib, Agg backend)."""
+"""Figures of the paper's Secs. II-V from model results (matplotlib, Agg backend)."""
 
 import os
 
@@ -8,7 +8,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .forward import NEUTRINO_FLAVOURS  # noqa: E402
 from .gas import beta_profile, gas_density  # noqa: E402
+from .sky import galactic_psi_rad, intensity_at_psi  # noqa: E402
 from .units import PROTON_MASS_GEV, R_SUN_KPC  # noqa: E402
 
 
@@ -100,4 +102,93 @@ def transport_figures(results, datasets, directory):
         plot_density_vs_radius(results, os.path.join(directory, "fig2_cr_density_vs_radius.png")),
         plot_spectra_at_radii(main, os.path.join(directory, "fig3_cr_spectrum_at_radii.png")),
         plot_local_flux(main, datasets, os.path.join(directory, "local_flux_vs_data.png")),
+    ]
+
+
+def _data_points(ax, data, color, label):
+    """E^2 dN/dE with error bars; upper limits as downward arrows."""
+    E, f = data.E_GeV, data.flux_per_GeV_cm2_s_sr
+    meas = ~data.is_upper_limit
+    ax.errorbar(E[meas], E[meas] ** 2 * f[meas], yerr=[E[meas] ** 2 * data.err_lo[meas], E[meas] ** 2 * data.err_hi[meas]],
+                fmt="o", ms=3, color=color, label=label)
+    if np.any(~meas):
+        ax.errorbar(E[~meas], E[~meas] ** 2 * f[~meas], yerr=0.4 * E[~meas] ** 2 * f[~meas], uplims=True,
+                    fmt="none", color=color)
+
+
+def plot_milky_way_spectra(result, gamma_data, neutrino_data, path):
+    """Fig. 4 (Milky Way part): E^2 I of gamma rays and per-flavour neutrinos with Fermi-LAT and IceCube."""
+    mw, E = result.milky_way, np.asarray(result.model.E_secondary_GeV)
+    per = 1.0 / NEUTRINO_FLAVOURS
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    ax.loglog(E, E**2 * mw.sky_mean_gamma, "r--", label=r"$\gamma$, Milky Way corona, sky mean")
+    ax.loglog(E, E**2 * mw.anticentre_gamma, "k:", label=r"$\gamma$, isotropic part (anticentre)")
+    ax.loglog(E, E**2 * mw.sky_mean_nu_all_flavour * per, "b--", label=r"$\nu$ per flavour, sky mean")
+    ax.loglog(E, E**2 * mw.anticentre_nu_all_flavour * per, "b:", lw=0.8, label=r"$\nu$ per flavour, anticentre")
+    if gamma_data is not None:
+        _data_points(ax, gamma_data, "red", f"{gamma_data.name} (IGRB)")
+        if "fgsyst_hi" in gamma_data.extra:  # the upper level allowed by the foreground model
+            top = gamma_data.flux_per_GeV_cm2_s_sr + gamma_data.extra["fgsyst_hi"]
+            ax.plot(gamma_data.E_GeV, gamma_data.E_GeV**2 * top, "r_", ms=8)
+    if neutrino_data is not None:
+        _data_points(ax, neutrino_data, "blue", f"{neutrino_data.name} (per flavour)")
+    ax.set_xlim(0.1, 1.0e8)
+    ax.set_ylim(1e-12, 1e-4)
+    ax.set_xlabel("E [GeV]")
+    ax.set_ylabel(r"$E^2 I$ [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]")
+    ax.legend(fontsize=7)
+    ax.set_title("Milky Way corona: gamma rays and neutrinos (Fig. 4, dashed)")
+    return _save(fig, path)
+
+
+def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
+    """Fig. 5: dipole amplitude versus energy; and I(psi) / I(pi) at a few energies."""
+    mw, m = result.milky_way, result.model
+    E, psi = np.asarray(m.E_secondary_GeV), np.degrees(np.asarray(m.psi_rad))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    lit_gamma, lit_nu = mw.sky_mean_gamma > 0, mw.sky_mean_nu_all_flavour > 0
+    left.semilogx(E[lit_gamma], mw.dipole_gamma[lit_gamma], "r-", label=r"$\gamma$")
+    left.semilogx(E[lit_nu], mw.dipole_nu[lit_nu], "b--", label=r"$\nu$")
+    left.set_ylim(0.0, 3.0)
+    left.set_xlabel("E [GeV]")
+    left.set_ylabel(r"dipole $3\langle I\cos\psi\rangle / \langle I\rangle$")
+    left.legend()
+    left.set_title("Dipole towards the Galactic centre (Fig. 5)")
+    for e in energies_GeV:
+        k = int(np.argmin(np.abs(np.log(E / e))))
+        right.semilogy(psi, mw.gamma[:, k] / mw.gamma[-1, k], label=rf"$\gamma$, E = {E[k]:.3g} GeV")
+    right.set_xlabel(r"$\psi$ from the Galactic centre [deg]")
+    right.set_ylabel(r"$I(\psi) / I(180^\circ)$")
+    right.legend(fontsize=8)
+    right.set_title("Angular profile")
+    return _save(fig, path)
+
+
+def plot_sky_map(result, path, E_GeV):
+    """Mollweide map in Galactic coordinates of the gamma-ray intensity at one energy."""
+    m = result.model
+    E = np.asarray(m.E_secondary_GeV)
+    k = int(np.argmin(np.abs(np.log(E / E_GeV))))
+    l_deg, b_deg = np.meshgrid(np.linspace(-180.0, 180.0, 361), np.linspace(-90.0, 90.0, 181))
+    I = intensity_at_psi(result.milky_way.gamma[:, k], np.asarray(m.psi_rad), galactic_psi_rad(l_deg, b_deg))
+    fig = plt.figure(figsize=(8, 4.6))
+    ax = fig.add_subplot(projection="mollweide")
+    # astronomers' convention: l increases to the left
+    mesh = ax.pcolormesh(-np.radians(l_deg), np.radians(b_deg), np.log10(E[k] ** 2 * I), shading="auto", cmap="inferno")
+    ax.set_xticks(np.radians([-120, -60, 0, 60, 120]))
+    ax.set_xticklabels(["120°", "60°", "0°", "300°", "240°"])
+    ax.grid(alpha=0.3)
+    fig.colorbar(mesh, orientation="horizontal", pad=0.06, shrink=0.7,
+                 label=rf"$\log_{{10}} E^2 I_\gamma$ [GeV cm$^{{-2}}$ s$^{{-1}}$ sr$^{{-1}}$] at {E[k]:.3g} GeV")
+    ax.set_title("Milky Way corona, Galactic coordinates")
+    return _save(fig, path)
+
+
+def milky_way_figures(result, gamma_data, neutrino_data, directory, map_E_GeV=10.0):
+    """Write the Milky Way spectra (with data), the dipole and the sky map as PNG."""
+    os.makedirs(directory, exist_ok=True)
+    return [
+        plot_milky_way_spectra(result, gamma_data, neutrino_data, os.path.join(directory, "fig4_milky_way_spectra.png")),
+        plot_dipole(result, os.path.join(directory, "fig5_dipole.png")),
+        plot_sky_map(result, os.path.join(directory, "sky_map_gamma.png"), map_E_GeV),
     ]

@@ -27,9 +27,10 @@ class SpectralData(NamedTuple):
     err_hi: np.ndarray
     is_upper_limit: np.ndarray  # bool
     energy_kind: str  # 'kinetic' (direct proton data) or 'total' (air showers)
-    species: str  # 'proton' or 'all-particle'
+    species: str  # 'proton', 'all-particle', 'neutrino per flavour' or 'gamma'
     reference: str
     meta: dict
+    extra: dict = {}  # further numeric columns of the file (e.g. fgsyst_hi for Fermi-LAT)
 
 
 # name -> (file, energy kind, species, lowest kinetic/total energy used [GeV])
@@ -52,6 +53,17 @@ COSMIC_RAY_DATASETS = {
 # spectra (AMS-02 above 20 GeV, where solar modulation is small) and the
 # KASCADE / KASCADE-Grande all-particle spectra of its Fig. 4 (physics.md sec. 2).
 DEFAULT_CR_DATASETS = ("AMS02", "DAMPE", "CREAM-III", "KASCADE2011", "KASCADE-Grande2013")
+
+# IceCube: per-flavour (nu + nubar of one flavour) astrophysical flux; one spectrum per likelihood
+NEUTRINO_DATASETS = {
+    "IceCube-HESE-7.5yr": "nu_IceCube_HESE7.5yr_segmented.csv",
+    "IceCube-NST-9.5yr": "nu_IceCube_NST9.5yr_segmented.csv",
+}
+DEFAULT_NEUTRINO_DATASET = "IceCube-HESE-7.5yr"
+
+# Fermi-LAT IGRB (Ackermann et al. 2015) for foreground models A, B, C, as dN/dE
+GAMMA_DATASETS = {f"Fermi-IGRB-{m}": f"gamma_FermiLAT_IGRB2015_differential_model{m}.csv" for m in "ABC"}
+DEFAULT_GAMMA_DATASET = "Fermi-IGRB-A"
 
 _COLUMNS = ("E_GeV", "E_lo_GeV", "E_hi_GeV", "flux", "err_lo", "err_hi", "is_upper_limit")
 
@@ -90,7 +102,7 @@ def parse_spectrum_csv(text: str, name: str):
         except ValueError as exc:
             raise DataError(f"{name}: column {col} is not numeric ({exc})") from None
 
-    cols = {c: column(c) for c in _COLUMNS}
+    cols = {c: column(c) for c in table[0].keys()}
     E, flux, ul = cols["E_GeV"], cols["flux"], cols["is_upper_limit"]
     if not (np.all(np.isfinite(E)) and np.all(E > 0)):
         raise DataError(f"{name}: energies must be finite and positive")
@@ -123,3 +135,34 @@ def load_cosmic_ray_dataset(name: str) -> SpectralData:
         reference=meta["reference"],
         meta=meta,
     )
+
+
+def _load_diffuse(name, files, species):
+    try:
+        filename = files[name]
+    except KeyError:
+        raise DataError(f"unknown {species} data set {name!r}; choose from {', '.join(files)}") from None
+    meta, cols = parse_spectrum_csv(_read_text(filename), filename)
+    return SpectralData(
+        name=name,
+        E_GeV=cols["E_GeV"],
+        flux_per_GeV_cm2_s_sr=cols["flux"],
+        err_lo=cols["err_lo"],
+        err_hi=cols["err_hi"],
+        is_upper_limit=cols["is_upper_limit"].astype(bool),
+        energy_kind="total",
+        species=species,
+        reference=meta["reference"],
+        meta=meta,
+        extra={k: v for k, v in cols.items() if k not in _COLUMNS},
+    )
+
+
+def load_neutrino_dataset(name: str = DEFAULT_NEUTRINO_DATASET) -> SpectralData:
+    """One IceCube astrophysical spectrum, per flavour (upper limits flagged)."""
+    return _load_diffuse(name, NEUTRINO_DATASETS, "neutrino per flavour")
+
+
+def load_gamma_dataset(name: str = DEFAULT_GAMMA_DATASET) -> SpectralData:
+    """The Fermi-LAT IGRB for one foreground model; extra holds fgsyst_lo/hi and the EGB."""
+    return _load_diffuse(name, GAMMA_DATASETS, "gamma")

@@ -40,6 +40,56 @@ def test_transport_writes_figures(transport_run):
     assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
 
 
+@pytest.fixture(scope="module")
+def forward_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("forward")
+    rc = cli.main(["forward", "--preset", "hard", "--resolution", "coarse",
+                   "--out", str(d / "result.h5"), "--plot", str(d / "figs")])
+    return rc, d
+
+
+def test_forward_writes_milky_way_group(forward_run):
+    rc, d = forward_run
+    assert rc == 0
+    with h5py.File(d / "result.h5") as f:
+        n_psi, n_E = f["grids/psi_rad"].shape[0], f["grids/E_secondary_GeV"].shape[0]
+        assert f["grids/psi_rad"][0] == 0.0 and f["grids/psi_rad"][-1] == pytest.approx(np.pi)
+        for name in ("intensity_gamma", "intensity_nu_all_flavour", "intensity_nu_per_flavour"):
+            assert f["milky_way"][name].shape == (n_psi, n_E)
+            assert f["milky_way"][name].attrs["units"] == "GeV^-1 cm^-2 s^-1 sr^-1"
+        mw = f["milky_way"]
+        np.testing.assert_allclose(mw["anticentre_gamma"][()], mw["intensity_gamma"][-1])
+        np.testing.assert_allclose(3 * mw["sky_mean_nu_per_flavour"][()], mw["sky_mean_nu_all_flavour"][()])
+        assert "cr" in f and "gas" in f and f.attrs["param_alpha"] == 2.0
+        assert "healpix" not in mw
+
+
+def test_forward_writes_figures(forward_run):
+    _, d = forward_run
+    names = sorted(os.listdir(d / "figs"))
+    assert names == ["fig4_milky_way_spectra.png", "fig5_dipole.png", "sky_map_gamma.png"]
+    assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gamma-data", "Fermi-IGRB-D"], "unknown gamma data set 'Fermi-IGRB-D'"),
+        (["--neutrino-data", "ANTARES"], "unknown neutrino per flavour data set 'ANTARES'"),
+        (["--map-E-GeV", "0"], "--map-E-GeV must be positive"),
+        (["--healpix-nside", "12"], "nside must be a positive power of 2"),
+    ],
+)
+def test_forward_bad_input(tmp_path, capsys, args, message):
+    if "--healpix-nside" in args:
+        pytest.importorskip("healpy")
+    out = tmp_path / "x.h5"
+    assert _exit_code(["forward", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
 def _exit_code(argv):
     """cli.main's return code, or the code argparse exits with."""
     try:
