@@ -38,3 +38,19 @@ def test_unknown_dataset_is_named():
 def test_corrupt_files_get_clear_errors(text, message):
     with pytest.raises(DataError, match=message):
         datasets.parse_spectrum_csv(text, "bad.csv")
+
+
+def test_neutrino_and_gamma_loaders():
+    from corona_jax.inference import datasets
+
+    hese = datasets.load_neutrino_dataset()
+    assert hese.name == "IceCube-HESE-7.5yr" and hese.species == "neutrino per flavour"
+    assert hese.is_upper_limit.tolist() == [False] * 6 + [True]  # last segment: a limit
+    # per flavour: the file's all-flavour column is three times the flux
+    np.testing.assert_allclose(hese.extra["flux_allflavour"], 3 * hese.flux_per_GeV_cm2_s_sr, rtol=1e-6)
+    for model in "ABC":
+        igrb = datasets.load_gamma_dataset(f"Fermi-IGRB-{model}")
+        assert igrb.E_GeV.size == 26 and igrb.E_GeV.min() < 0.12 and igrb.E_GeV.max() > 500
+        assert np.all(igrb.extra["fgsyst_hi"] >= 0)
+    with pytest.raises(DataError, match="unknown gamma data set"):
+        datasets.load_gamma_dataset("Fermi-IGRB-D")
