@@ -7,7 +7,6 @@ paper's choice) to a few per cent up to PeV, and vanishes below the pion thresho
 
 import math
 
-import jax.numpy as jnp
 import numpy as np
 
 from . import tables

@@ -1,7 +1,6 @@
 """The composed Milky Way model: structure of the sky, gradients against finite
 differences, refinement (physics.md sec. 3-4 checks)."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +40,7 @@ def test_neutrinos_are_not_absorbed_and_photons_are(coarse_forward_model):
     assert ratio < 0.1
 
 
-def test_linear_in_luminosity_and_in_gas_squared(coarse_forward_model):
+def test_linear_in_luminosity(coarse_forward_model):
     f = jax.jit(forward.forward)
     base = f(BASELINE, coarse_forward_model).milky_way.sky_mean_nu_all_flavour
     brighter = f(BASELINE._replace(log10_LCR_erg_s=BASELINE.log10_LCR_erg_s + 1), coarse_forward_model)
