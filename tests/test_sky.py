@@ -132,3 +132,13 @@ def test_breit_wheeler_peak():
     assert sigma[0] == 0.0
     assert 0.24 < sigma.max() / SIGMA_THOMSON_CM2 < 0.27
     assert 1.8 < s0[np.argmax(sigma)] < 2.2
+
+
+def test_healpix_without_healpy_says_what_to_install(monkeypatch):
+    import sys
+
+    from corona_jax.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "healpy", None)  # import healpy now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'corona-jax\[sky\]'"):
+        sky.healpix_map(np.ones(3), np.linspace(0, math.pi, 3), 8)
