@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import tables
+from .errors import ConfigError
 from .units import C_CM_S, MB_CM2, PROTON_MASS_GEV
 
 PION_THRESHOLD_KINETIC_GEV = 0.2797  # E_th = 2 m_pi + m_pi^2 / (2 m_p) (Kafexhiu+ 2014)
@@ -23,7 +24,7 @@ def sigma_inelastic_mb(E_GeV):
     t = tables.load_pp_tables()
     E = np.asarray(E_GeV, dtype=float)
     if np.any(E > t.E_p_GeV[-1] * (1 + 1e-9)):
-        raise ValueError(f"sigma_pp is tabulated up to {t.E_p_GeV[-1]:g} GeV")
+        raise ConfigError(f"sigma_pp is tabulated up to {t.E_p_GeV[-1]:g} GeV; E_max_GeV must not exceed it")
     sigma = np.interp(np.log(E), np.log(t.E_p_GeV), t.sigma_inel_mb)
     return np.where(E - PROTON_MASS_GEV > PION_THRESHOLD_KINETIC_GEV, sigma, 0.0)
 

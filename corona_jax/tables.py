@@ -110,7 +110,7 @@ def production_cross_section(secondary, E_p_GeV, E_s_GeV):
 
 
 def generate_pp_tables() -> PPTables:
-    """Compute the tables on the master grids (about 20 s; needs aafragpy)."""
+    """Compute the tables on the master grids (a few seconds; needs aafragpy)."""
     version = _package_version("aafragpy")
     dsigma = {
         name: production_cross_section(name, TABLE_PROTON_E_GeV, TABLE_SECONDARY_E_GeV) for name in SECONDARIES
