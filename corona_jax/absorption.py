@@ -12,6 +12,7 @@ integrated over an isotropic blackbody (Gould & Schreder 1967, Phys. Rev. 155, 1
 Computed once with numpy quadrature (no table needed); T scales as (1+z) at redshift z.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -67,3 +68,65 @@ def cmb_attenuation_length_kpc(E_GeV, T_K=T_CMB_K):
     kappa = cmb_absorption_per_kpc(E_GeV, T_K)
     with np.errstate(divide="ignore"):
         return np.where(kappa > 0, 1.0 / np.where(kappa > 0, kappa, 1.0), np.inf)
+
+
+# --- optical depth to redshift z: CMB (computed) + EBL (table) ---------------------
+
+_CMB_TABLE_E_GeV = np.logspace(3.0, 13.0, 401)  # 1/lambda vanishes (x_th > 60) below ~1e4 GeV
+
+
+@functools.lru_cache(maxsize=1)
+def _cmb_table():
+    return np.log(_CMB_TABLE_E_GeV), np.log(np.maximum(cmb_absorption_per_kpc(_CMB_TABLE_E_GeV), 1e-300))
+
+
+def cmb_absorption_today_per_kpc(E_GeV):
+    """1/lambda at T = 2.7255 K [1/kpc], interpolated in ln-ln from a 40-per-decade table."""
+    log_E, log_k = _cmb_table()
+    E = np.asarray(E_GeV, dtype=float)
+    k = np.exp(np.interp(np.log(E), log_E, log_k, left=-np.inf, right=log_k[-1]))
+    return np.where(k > 1e-290, k, 0.0)
+
+
+def tau_cmb(E0_GeV, z, cosmo, n_per_unit_z=400):
+    """Optical depth on the CMB for a photon observed at E0 [GeV] from redshift z, shape (N_E, N_z).
+
+    1/lambda(E, z) = (1+z)^3 / lambda_0((1+z) E) (blackbody with T = (1+z) T0), integrated
+    along dl = c dz / ((1+z) H(z)) with the trapezoid rule on a fine redshift grid.
+    """
+    from .cosmology import distance_per_redshift_cm
+
+    E0 = np.atleast_1d(np.asarray(E0_GeV, dtype=float))
+    z = np.atleast_1d(np.asarray(z, dtype=float))
+    fine = np.linspace(0.0, z.max(), max(2, int(np.ceil(z.max() * n_per_unit_z)) + 1))
+    rate = (1 + fine) ** 3 * cmb_absorption_today_per_kpc((1 + fine)[None, :] * E0[:, None])
+    rate = rate * (distance_per_redshift_cm(fine, cosmo) / KPC_CM)[None, :]  # d tau / dz
+    cumulative = np.concatenate([np.zeros((E0.size, 1)),
+                                 np.cumsum(0.5 * (rate[:, 1:] + rate[:, :-1]) * np.diff(fine), axis=1)], axis=1)
+    return np.stack([np.interp(z, fine, row) for row in cumulative])
+
+
+def tau_ebl(E0_GeV, z, table):
+    """EBL optical depth from the ebltable table (tables.EBLTable), shape (N_E, N_z).
+
+    Bilinear in (log10 E0, z) inside the table, as ebltable itself. Outside it, explicitly:
+    E0 below the table (1 GeV): 0 (the table's tau at 1 GeV is < 2e-4 for every z);
+    E0 above it (89 TeV): held at the top value, a lower bound there, where the CMB
+    dominates and tau >> 1 beyond z ~ 0.01; z beyond the table: ConfigError.
+    """
+    from .errors import ConfigError
+
+    E0 = np.atleast_1d(np.asarray(E0_GeV, dtype=float))
+    z = np.atleast_1d(np.asarray(z, dtype=float))
+    if np.any(z < 0) or np.any(z > table.z[-1]):
+        raise ConfigError(f"EBL optical depth is tabulated for 0 <= z <= {table.z[-1]:g}")
+    x = np.log10(table.E0_GeV)
+    xq = np.clip(np.log10(E0), x[0], x[-1])
+    i = np.clip(np.searchsorted(x, xq) - 1, 0, x.size - 2)
+    u = (xq - x[i]) / (x[i + 1] - x[i])
+    j = np.clip(np.searchsorted(table.z, z) - 1, 0, table.z.size - 2)
+    v = (z - table.z[j]) / (table.z[j + 1] - table.z[j])
+    t = table.tau
+    tau = ((1 - u)[:, None] * ((1 - v) * t[i][:, j] + v * t[i][:, j + 1])
+           + u[:, None] * ((1 - v) * t[i + 1][:, j] + v * t[i + 1][:, j + 1]))
+    return np.where((E0 < table.E0_GeV[0])[:, None], 0.0, tau)

@@ -107,7 +107,7 @@ def _report_normalisation(result, names):
 
 def cmd_forward(args):
     from . import output, plots, sky
-    from .forward import NEUTRINO_FLAVOURS, build_forward_model, run_forward
+    from .forward import NEUTRINO_FLAVOURS, build_forward_model, run_forward, xi_report
     from .inference.datasets import load_gamma_dataset, load_neutrino_dataset
 
     params = _params_from_args(args)
@@ -121,19 +121,24 @@ def cmd_forward(args):
     t0 = time.perf_counter()
     model = build_forward_model(res)
     print(f"[1/3] model built ({len(model.E_secondary_GeV)} gamma/nu energies, {len(model.psi_rad)} directions, "
-          f"pp table, CMB absorption) in {time.perf_counter() - t0:.1f} s")
+          f"pp table, CMB and EBL absorption, cascade matrix) in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     result = run_forward(params, res, args.normalisation, datasets, model)
     cr = result.cosmic_rays
-    print(f"[2/3] transport and Milky Way sky computed in {time.perf_counter() - t0:.1f} s (including compilation)")
+    print(f"[2/3] transport, Milky Way sky and other galaxies computed in {time.perf_counter() - t0:.1f} s "
+          f"(including compilation)")
     _report_normalisation(cr, names)
     E = result.model.E_secondary_GeV
+    mw, tot = result.milky_way, result.total
+    print("      E^2 I [GeV cm^-2 s^-1 sr^-1]: MW sky mean | isotropic total (MW anticentre + galaxies)")
     for e in (1.0, 100.0, 1.0e5):
         k = int(abs(np.log(E / e)).argmin())
-        mw = result.milky_way
-        print(f"      E = {E[k]:8.3g} GeV: E^2 I sky mean gamma {E[k] ** 2 * mw.sky_mean_gamma[k]:.3e}, "
-              f"nu per flavour {E[k] ** 2 * mw.sky_mean_nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e} "
-              f"GeV cm^-2 s^-1 sr^-1; dipole {mw.dipole_gamma[k]:.2f}")
+        print(f"      E = {E[k]:8.3g} GeV: gamma {E[k] ** 2 * mw.sky_mean_gamma[k]:.3e} | {E[k] ** 2 * tot.gamma[k]:.3e}; "
+              f"nu per flavour {E[k] ** 2 * mw.sky_mean_nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e} | "
+              f"{E[k] ** 2 * tot.nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e}; dipole {mw.dipole_gamma[k]:.2f}")
+    xi = xi_report(result)
+    print(f"      paper's xi = j_MW / j_EG at {xi['xi_E_GeV']:.3g} GeV: {xi['xi_paper_formula']:.3g} by its formula "
+          f"(alpha = {xi['xi_alpha']:.2f}), {xi['xi_full_model']:.3g} in the full model")
     maps = None
     if args.healpix_nside is not None:
         k = int(abs(np.log(E / args.map_E_GeV)).argmin())
@@ -142,9 +147,10 @@ def cmd_forward(args):
                 "gamma": sky.healpix_map(result.milky_way.gamma[:, k], psi, args.healpix_nside),
                 "nu_per_flavour": sky.healpix_map(result.milky_way.nu_all_flavour[:, k] / NEUTRINO_FLAVOURS,
                                                   psi, args.healpix_nside)}
-    print(f"[3/3] wrote {output.write_forward(out, result, maps)}")
+    print(f"[3/3] wrote {output.write_forward(out, result, maps, xi)}")
     if args.plot:
-        for path in plots.milky_way_figures(result, gamma_data, neutrino_data, args.plot, args.map_E_GeV):
+        air_showers = [d for d in datasets if d.species == "all-particle"]
+        for path in plots.forward_figures(result, gamma_data, neutrino_data, args.plot, args.map_E_GeV, air_showers):
             print(f"wrote {path}")
     return 0
 
@@ -173,9 +179,10 @@ def build_parser():
 
     from .inference.datasets import DEFAULT_GAMMA_DATASET, DEFAULT_NEUTRINO_DATASET, GAMMA_DATASETS, NEUTRINO_DATASETS
 
-    p = sub.add_parser("forward", help="gamma rays and neutrinos from the Milky Way corona (Figs. 4-5)",
-                       description="Cosmic-ray transport, pp emissivity and lines of sight from the Sun: "
-                                   "writes /grids, /gas, /cr and /milky_way to an HDF5 file.")
+    p = sub.add_parser("forward", help="gamma rays and neutrinos from the Milky Way and all other coronae (Figs. 4-7)",
+                       description="Cosmic-ray transport, pp emissivity, lines of sight from the Sun and the "
+                                   "redshift integral over all galaxies with EBL/CMB absorption and cascades: "
+                                   "writes /grids, /gas, /cr, /milky_way, /extragalactic and /total to an HDF5 file.")
     _add_model_options(p)
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--plot", metavar="DIR", help="write the spectra with data, the dipole and a sky map as PNG into DIR")

@@ -1,4 +1,4 @@
-"""The composed model: params -> CR transport -> emissivity -> Milky Way sky.
+"""The composed model: params -> CR transport -> emissivity -> Milky Way sky -> other galaxies.
 
 `forward(params, model)` is one pure, jit-able and differentiable function of the
 parameters; `model` (a ForwardModel, built once by `build_forward_model`) holds the
@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import extragalactic as eg
 from . import grids, sky, tables, transport
 from .absorption import cmb_absorption_per_kpc
+from .cosmology import Cosmology
 from .cosmic_rays import (
     Normalisation,
     cr_density,
@@ -109,10 +111,13 @@ class ForwardModel(NamedTuple):
     sky_mean_nu_kpc: jax.Array  # (N_r,)
     sky_first_nu_kpc: jax.Array  # (N_r,)
     cmb_absorption_per_kpc: jax.Array  # (N_s,) 1 / lambda_gamma gamma
+    extragalactic: eg.ExtragalacticModel  # the redshift integral over other galaxies
 
 
-def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc: float = R_SUN_KPC) -> ForwardModel:
-    """Grids, emission matrices (from the pp table) and line-of-sight matrices; numpy, once.
+def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc: float = R_SUN_KPC,
+                        cosmology: Cosmology = Cosmology(), cascade: bool = True) -> ForwardModel:
+    """Grids, emission matrices (from the pp table), line-of-sight matrices and the redshift
+    integral (with the stored cascade matrix unless cascade=False); numpy, once.
 
     The emissivity integral over proton energy runs on the pp table's own nodes (20 per
     decade), whatever the solver's energy grid: the solver's G is interpolated there
@@ -146,7 +151,8 @@ def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc
         cmb_absorption_per_kpc=kappa,
     )
     arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()}
-    return ForwardModel(tm, table_lower=jnp.asarray(lower), **arrays)
+    extragalactic = eg.build_extragalactic_model(E_s, cosmology, with_cascade=cascade)
+    return ForwardModel(tm, table_lower=jnp.asarray(lower), extragalactic=extragalactic, **arrays)
 
 
 def proton_density_on_table_grid(params: CoronaParams, model: ForwardModel, G_Gyr):
@@ -170,6 +176,10 @@ class MilkyWay(NamedTuple):
     anticentre_nu_all_flavour: jax.Array
     dipole_gamma: jax.Array  # 3 <I cos psi> / <I>
     dipole_nu: jax.Array
+    luminosity_gamma: jax.Array  # L(E) = int q dV [GeV^-1 s^-1], no absorption
+    luminosity_nu_all_flavour: jax.Array
+    emissivity_gamma: jax.Array  # q(E, r) [GeV^-1 cm^-3 s^-1], Eq. (6)
+    emissivity_nu_all_flavour: jax.Array
 
 
 def milky_way(params: CoronaParams, model: ForwardModel, G_Gyr) -> MilkyWay:
@@ -192,7 +202,22 @@ def milky_way(params: CoronaParams, model: ForwardModel, G_Gyr) -> MilkyWay:
         anticentre_nu_all_flavour=I_nu[-1],
         dipole_gamma=sky.dipole_amplitude(mean_gamma, sky.sky_average(model.sky_first_gamma_kpc, q_gamma)),
         dipole_nu=sky.dipole_amplitude(mean_nu, sky.sky_average(model.sky_first_nu_kpc, q_nu)),
+        luminosity_gamma=eg.spectral_luminosity(q_gamma, tm.volumes_kpc3),
+        luminosity_nu_all_flavour=eg.spectral_luminosity(q_nu, tm.volumes_kpc3),
+        emissivity_gamma=q_gamma,
+        emissivity_nu_all_flavour=q_nu,
     )
+
+
+class Total(NamedTuple):
+    """The isotropic flux at Earth: Milky Way anticentre + all other galaxies [GeV^-1 cm^-2 s^-1 sr^-1]."""
+
+    gamma: jax.Array  # with absorption and cascade
+    nu_all_flavour: jax.Array
+
+
+def total(mw: MilkyWay, other: eg.Extragalactic) -> Total:
+    return Total(mw.anticentre_gamma + other.gamma, mw.anticentre_nu_all_flavour + other.nu_all_flavour)
 
 
 class Prediction(NamedTuple):
@@ -201,6 +226,15 @@ class Prediction(NamedTuple):
     j_per_GeV_cm3: jax.Array  # (N_E, N_r)
     local_flux_per_GeV_cm2_s_sr: jax.Array  # (N_E,) protons at R_sun
     milky_way: MilkyWay
+    extragalactic: eg.Extragalactic
+    total: Total
+
+
+def sky_and_beyond(params: CoronaParams, model: ForwardModel, G_Gyr):
+    """Milky Way, other galaxies and the isotropic total from the solver's G."""
+    mw = milky_way(params, model, G_Gyr)
+    other = eg.extragalactic(model.extragalactic, mw.luminosity_gamma, mw.luminosity_nu_all_flavour)
+    return mw, other, total(mw, other)
 
 
 def forward(params: CoronaParams, model: ForwardModel, adjoint: str = "discrete") -> Prediction:
@@ -208,18 +242,20 @@ def forward(params: CoronaParams, model: ForwardModel, adjoint: str = "discrete"
     tm = model.transport
     G = transport.unit_spectrum_density(params, tm, adjoint)
     j = cr_density(params, tm, G)
-    return Prediction(j, local_flux(params, tm, G), milky_way(params, model, G))
+    return Prediction(j, local_flux(params, tm, G), *sky_and_beyond(params, model, G))
 
 
-_milky_way = jax.jit(milky_way)
+_sky_and_beyond = jax.jit(sky_and_beyond)
 
 
 class ForwardResult(NamedTuple):
-    """run_forward's result: the CR part and the Milky Way sky (numpy arrays)."""
+    """run_forward's result: the CR part, the Milky Way sky, the other galaxies (numpy arrays)."""
 
     cosmic_rays: CosmicRayResult
     model: ForwardModel
     milky_way: MilkyWay
+    extragalactic: eg.Extragalactic
+    total: Total
 
 
 def run_forward(
@@ -229,9 +265,23 @@ def run_forward(
     cr_data=None,
     model: Optional[ForwardModel] = None,
 ) -> ForwardResult:
-    """CR transport (normalised as run_cosmic_rays does) and the Milky Way fluxes."""
+    """CR transport (normalised as run_cosmic_rays does), the Milky Way and the other galaxies."""
     if model is None:
         model = build_forward_model(resolution)
     cr = run_cosmic_rays(params, resolution, normalisation, cr_data, model.transport)
-    mw = _milky_way(cr.params, model, jnp.asarray(cr.unit_density_Gyr))
-    return ForwardResult(cr, model, MilkyWay(*(np.asarray(a) for a in mw)))
+    mw, other, tot = _sky_and_beyond(cr.params, model, jnp.asarray(cr.unit_density_Gyr))
+    to_numpy = lambda t: type(t)(*(np.asarray(a) for a in t))  # noqa: E731
+    return ForwardResult(cr, model, to_numpy(mw), to_numpy(other), to_numpy(tot))
+
+
+def xi_report(result: ForwardResult, E_GeV: float = 1.0e5) -> dict:
+    """The paper's xi = j_MW / j_EG at one neutrino energy, by its formula (local power law of
+    index alpha = -dlnL/dlnE) and from the full model (anticentre / other galaxies)."""
+    E = np.asarray(result.model.E_secondary_GeV)
+    k = int(np.argmin(np.abs(np.log(E / E_GeV))))
+    L = result.milky_way.luminosity_nu_all_flavour
+    alpha = -float(np.log(L[k + 1] / L[k - 1]) / np.log(E[k + 1] / E[k - 1]))
+    q = result.milky_way.emissivity_nu_all_flavour[k]  # proportional to n_CR n_g
+    xi = eg.xi_paper(q, np.ones_like(q), np.asarray(result.model.transport.faces_kpc), alpha)
+    full = result.milky_way.anticentre_nu_all_flavour[k] / result.extragalactic.nu_all_flavour[k]
+    return {"xi_E_GeV": float(E[k]), "xi_alpha": alpha, "xi_paper_formula": float(xi), "xi_full_model": float(full)}

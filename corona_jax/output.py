@@ -43,12 +43,47 @@ def write_cosmic_rays(path: str, result: CosmicRayResult) -> str:
     return _write(path, result, lambda f: None)
 
 
-def write_forward(path: str, result: ForwardResult, healpix_maps=None) -> str:
-    """Write /grids, /gas, /cr and /milky_way of a ForwardResult; returns the absolute path.
+def write_forward(path: str, result: ForwardResult, healpix_maps=None, xi=None) -> str:
+    """Write /grids, /gas, /cr, /milky_way, /extragalactic and /total; returns the absolute path.
 
     healpix_maps: optional {"E_GeV": E, "nside": n, "gamma": map, "nu_per_flavour": map}.
+    xi: optional dict of the paper's ratio (attributes of /extragalactic).
     """
-    return _write(path, result.cosmic_rays, lambda f: _write_milky_way(f, result, healpix_maps))
+    def more(f):
+        _write_milky_way(f, result, healpix_maps)
+        _write_extragalactic(f, result, xi or {})
+
+    return _write(path, result.cosmic_rays, more)
+
+
+def _write_extragalactic(f, result: ForwardResult, xi):
+    from .cosmology import Cosmology
+
+    other, tot = result.extragalactic, result.total
+    per = 1.0 / NEUTRINO_FLAVOURS
+    g = f.create_group("extragalactic")
+    g.attrs["description"] = ("coronae of all other galaxies: the Milky Way scaled by stellar mass, "
+                              "rho*(z) of Madau & Dickinson (2014), z <= z_max")
+    for key, value in Cosmology()._asdict().items():
+        g.attrs[f"cosmology_{key}"] = value
+    g.attrs["ebl"] = "Inoue et al. (2013) baseline via ebltable; CMB added; tau_EBL = 0 below 1 GeV, " \
+                     "held at its 89.1 TeV value above"
+    for key, value in xi.items():
+        g.attrs[key] = value
+    for name, data, what in [
+        ("nu_all_flavour", other.nu_all_flavour, "nu + nubar, all flavours"),
+        ("nu_per_flavour", other.nu_all_flavour * per, "nu + nubar, one flavour"),
+        ("gamma_unabsorbed", other.gamma_unabsorbed, "gamma rays without any interaction"),
+        ("gamma_absorbed", other.gamma_absorbed, "gamma rays with EBL + CMB absorption, no cascade"),
+        ("gamma_cascade", other.gamma_cascade, "cascade photons alone"),
+        ("gamma", other.gamma, "gamma rays with absorption and cascade"),
+    ]:
+        _dataset(g, name, data, INTENSITY_UNITS, what)
+    g = f.create_group("total")
+    g.attrs["description"] = "isotropic flux: Milky Way corona towards the anticentre + all other galaxies"
+    _dataset(g, "gamma", tot.gamma, INTENSITY_UNITS, "isotropic gamma rays (absorbed, with cascade)")
+    _dataset(g, "nu_all_flavour", tot.nu_all_flavour, INTENSITY_UNITS, "nu + nubar, all flavours")
+    _dataset(g, "nu_per_flavour", tot.nu_all_flavour * per, INTENSITY_UNITS, "nu + nubar, one flavour")
 
 
 def _write_milky_way(f, result: ForwardResult, healpix_maps):
@@ -74,6 +109,10 @@ def _write_milky_way(f, result: ForwardResult, healpix_maps):
         _dataset(g, name, data, INTENSITY_UNITS, what)
     _dataset(g, "dipole_gamma", mw.dipole_gamma, "1", "3 <I cos psi> / <I>; > 0 towards the Galactic centre")
     _dataset(g, "dipole_nu", mw.dipole_nu, "1", "3 <I cos psi> / <I>; > 0 towards the Galactic centre")
+    _dataset(g, "luminosity_gamma", mw.luminosity_gamma, "GeV^-1 s^-1", "spectral luminosity int q dV")
+    _dataset(g, "luminosity_nu_all_flavour", mw.luminosity_nu_all_flavour, "GeV^-1 s^-1", "int q dV")
+    _dataset(g, "emissivity_gamma", mw.emissivity_gamma, "GeV^-1 cm^-3 s^-1", "q(E, r), Eq. (6); axes (E, r)")
+    _dataset(g, "emissivity_nu_all_flavour", mw.emissivity_nu_all_flavour, "GeV^-1 cm^-3 s^-1", "q(E, r)")
     kappa = np.asarray(m.cmb_absorption_per_kpc)
     with np.errstate(divide="ignore"):
         _dataset(g, "cmb_attenuation_length_kpc", np.where(kappa > 0, 1.0 / kappa, np.inf), "kpc",

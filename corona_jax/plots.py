@@ -116,15 +116,21 @@ def _data_points(ax, data, color, label):
                     fmt="none", color=color)
 
 
-def plot_milky_way_spectra(result, gamma_data, neutrino_data, path):
-    """Fig. 4 (Milky Way part): E^2 I of gamma rays and per-flavour neutrinos with Fermi-LAT and IceCube."""
-    mw, E = result.milky_way, np.asarray(result.model.E_secondary_GeV)
+def plot_spectra(result, gamma_data, neutrino_data, path, cr_data=()):
+    """Figs. 4 and 7: E^2 I of gamma rays and per-flavour neutrinos, Milky Way (dashed), its
+    isotropic part (dotted) and the total isotropic flux with all other galaxies (solid),
+    over the Fermi-LAT IGRB, IceCube and the KASCADE cosmic-ray points."""
+    mw, other, tot = result.milky_way, result.extragalactic, result.total
+    E = np.asarray(result.model.E_secondary_GeV)
     per = 1.0 / NEUTRINO_FLAVOURS
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    ax.loglog(E, E**2 * mw.sky_mean_gamma, "r--", label=r"$\gamma$, Milky Way corona, sky mean")
-    ax.loglog(E, E**2 * mw.anticentre_gamma, "k:", label=r"$\gamma$, isotropic part (anticentre)")
-    ax.loglog(E, E**2 * mw.sky_mean_nu_all_flavour * per, "b--", label=r"$\nu$ per flavour, sky mean")
-    ax.loglog(E, E**2 * mw.anticentre_nu_all_flavour * per, "b:", lw=0.8, label=r"$\nu$ per flavour, anticentre")
+    fig, ax = plt.subplots(figsize=(7.0, 5.0))
+    ax.loglog(E, E**2 * mw.sky_mean_gamma, "r--", label=r"$\gamma$: Milky Way corona, sky mean")
+    ax.loglog(E, E**2 * mw.anticentre_gamma, "k:", label=r"$\gamma$: its isotropic part (anticentre)")
+    ax.loglog(E, E**2 * other.gamma_absorbed, "r:", lw=0.8, label=r"$\gamma$: other galaxies, absorbed")
+    ax.loglog(E, E**2 * other.gamma_cascade, "m:", lw=0.8, label=r"$\gamma$: other galaxies, cascade")
+    ax.loglog(E, E**2 * tot.gamma, "r-", lw=2, label=r"$\gamma$: isotropic total (MW anticentre + galaxies)")
+    ax.loglog(E, E**2 * mw.sky_mean_nu_all_flavour * per, "b--", label=r"$\nu$ per flavour: Milky Way, sky mean")
+    ax.loglog(E, E**2 * tot.nu_all_flavour * per, "b-", lw=2, label=r"$\nu$ per flavour: isotropic total")
     if gamma_data is not None:
         _data_points(ax, gamma_data, "red", f"{gamma_data.name} (IGRB)")
         if "fgsyst_hi" in gamma_data.extra:  # the upper level allowed by the foreground model
@@ -132,12 +138,16 @@ def plot_milky_way_spectra(result, gamma_data, neutrino_data, path):
             ax.plot(gamma_data.E_GeV, gamma_data.E_GeV**2 * top, "r_", ms=8)
     if neutrino_data is not None:
         _data_points(ax, neutrino_data, "blue", f"{neutrino_data.name} (per flavour)")
-    ax.set_xlim(0.1, 1.0e8)
-    ax.set_ylim(1e-12, 1e-4)
+    for d in cr_data:
+        ax.plot(d.E_GeV, d.E_GeV**2 * d.flux_per_GeV_cm2_s_sr, "x", color="0.4", ms=4, label=f"{d.name} (cosmic rays)")
+    ax.set_xlim(0.1, 1.0e9)
+    ax.set_ylim(1e-12, 1e-3)
     ax.set_xlabel("E [GeV]")
     ax.set_ylabel(r"$E^2 I$ [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]")
-    ax.legend(fontsize=7)
-    ax.set_title("Milky Way corona: gamma rays and neutrinos (Fig. 4, dashed)")
+    ax.legend(fontsize=6, loc="lower left")
+    p = result.cosmic_rays.params
+    ax.set_title(rf"$\alpha$ = {p.alpha:g}, $E_{{max}}$ = {10 ** p.log10_Emax_GeV:.2g} GeV, "
+                 rf"$D_0$ = {10 ** p.log10_D0_cm2_s:.2g} cm$^2$/s (Figs. 4, 7)", fontsize=10)
     return _save(fig, path)
 
 
@@ -184,11 +194,11 @@ def plot_sky_map(result, path, E_GeV):
     return _save(fig, path)
 
 
-def milky_way_figures(result, gamma_data, neutrino_data, directory, map_E_GeV=10.0):
-    """Write the Milky Way spectra (with data), the dipole and the sky map as PNG."""
+def forward_figures(result, gamma_data, neutrino_data, directory, map_E_GeV=10.0, cr_data=()):
+    """Write the spectra with data (Figs. 4, 7), the dipole (Fig. 5) and the sky map as PNG."""
     os.makedirs(directory, exist_ok=True)
     return [
-        plot_milky_way_spectra(result, gamma_data, neutrino_data, os.path.join(directory, "fig4_milky_way_spectra.png")),
+        plot_spectra(result, gamma_data, neutrino_data, os.path.join(directory, "fig4_spectra.png"), cr_data),
         plot_dipole(result, os.path.join(directory, "fig5_dipole.png")),
         plot_sky_map(result, os.path.join(directory, "sky_map_gamma.png"), map_E_GeV),
     ]

@@ -1,4 +1,7 @@
-"""Precomputed pp-interaction tables: generation (needs aafragpy) and loading (HDF5 only).
+"""Precomputed tables: pp interactions (needs aafragpy to generate) and the EBL optical
+depth (needs ebltable); the runtime reads only the HDF5 files.
+
+pp table
 
 The table holds, on fixed master grids of total energy with 20 points per decade,
 the inelastic pp cross section sigma_inel(E_p) [mb] and the production cross
@@ -156,8 +159,8 @@ def write_pp_tables(path, tables: PPTables):
 # --- loading -----------------------------------------------------------------------
 
 
-def default_table_path():
-    return str(resources.files("corona_jax.data").joinpath("tables").joinpath(PP_TABLE_FILE))
+def default_table_path(name=PP_TABLE_FILE):
+    return str(resources.files("corona_jax.data").joinpath("tables").joinpath(name))
 
 
 @functools.lru_cache(maxsize=4)
@@ -197,3 +200,136 @@ def grid_indices(master_GeV, E_GeV, what):
             f"{TABLE_E_PER_DECADE} and decade-aligned limits"
         )
     return idx
+
+
+# --- EBL optical depth (ebltable) --------------------------------------------------
+
+EBL_TABLE_FILE = "ebl_inoue2013.h5"
+EBL_MODEL = "inoue"  # Inoue et al. (2013), ApJ 768, 197, baseline model
+
+
+class EBLTable(NamedTuple):
+    """tau_EBL(E0, z) on ebltable's own grid (EBL only; the CMB is added by corona_jax.absorption)."""
+
+    E0_GeV: np.ndarray  # (N_E,) observed photon energy
+    z: np.ndarray  # (N_z,) source redshift, starting at 0 (tau = 0 there)
+    tau: np.ndarray  # (N_E, N_z)
+    attrs: dict
+
+
+def generate_ebl_table() -> EBLTable:
+    """Read the Inoue et al. (2013) baseline optical depth through ebltable (needs ebltable)."""
+    try:
+        from ebltable.tau_from_model import OptDepth
+    except ImportError:
+        raise ConfigError("regenerating the EBL table needs ebltable: pip install 'corona-jax[tables]'") from None
+    model = OptDepth.readmodel(EBL_MODEL)  # pads z = 0 with tau = 0
+    E0 = 10.0 ** np.asarray(model._x, dtype=float)
+    z = np.asarray(model._y, dtype=float)
+    tau = np.asarray(model.evaluate(E0, z), dtype=float).T  # (N_z, N_E) -> (N_E, N_z), on its own nodes
+    attrs = {
+        "generator": "corona_jax.tables.generate_ebl_table (script: data/make_tables.py)",
+        "ebltable_version": _package_version("ebltable"),
+        "ebltable_model": EBL_MODEL,
+        "reference": "Y. Inoue et al., ApJ 768 (2013) 197, baseline EBL model",
+        "contents": "gamma gamma optical depth on the EBL only (no CMB) for a source at redshift z",
+        "interpolation": "bilinear in (log10 E0, z), as ebltable's OptDepth with kx = ky = 1",
+    }
+    return EBLTable(E0, z, tau, attrs)
+
+
+def write_ebl_table(path, table: EBLTable):
+    with h5py.File(path, "w") as f:
+        for key, value in table.attrs.items():
+            f.attrs[key] = value
+        f.create_dataset("E0_GeV", data=table.E0_GeV).attrs["units"] = "GeV"
+        f.create_dataset("z", data=table.z).attrs["units"] = "1"
+        d = f.create_dataset("tau", data=table.tau)
+        d.attrs["units"] = "1"
+        d.attrs["axes"] = "(E0, z)"
+
+
+@functools.lru_cache(maxsize=4)
+def load_ebl_table(path=None) -> EBLTable:
+    """Read the EBL optical-depth table; DataError if missing or corrupt."""
+    path = default_table_path(EBL_TABLE_FILE) if path is None else path
+    if not os.path.isfile(path):
+        raise DataError(f"EBL table file {path} is missing; regenerate it with data/make_tables.py")
+    try:
+        with h5py.File(path, "r") as f:
+            table = EBLTable(f["E0_GeV"][()], f["z"][()], f["tau"][()], dict(f.attrs))
+    except (OSError, KeyError) as exc:
+        raise DataError(f"EBL table file {path} is not a valid table ({exc})") from None
+    if (table.tau.shape != (table.E0_GeV.size, table.z.size) or not np.all(np.isfinite(table.tau))
+            or np.any(table.tau < 0) or np.any(np.diff(table.z) <= 0) or np.any(np.diff(table.E0_GeV) <= 0)):
+        raise DataError(f"EBL table file {path} is corrupt (shapes, order or values)")
+    return table
+
+
+# --- cascade matrices (corona_jax.cascade) ------------------------------------------
+
+CASCADE_TABLE_FILE = "cascade_inoue2013.h5"
+CASCADE_E_PER_DECADE = (5, 10, 20)  # one matrix per model energy grid
+
+
+def generate_cascade_tables(progress=None):
+    """Cascade matrices C for the default cosmology and the Inoue EBL, on the secondary
+    energy grids with 5, 10 and 20 points per decade (0.1 GeV - 1e10 GeV)."""
+    import dataclasses
+
+    from . import cascade, grids
+    from .cosmology import Cosmology
+
+    cosmo = Cosmology()
+    matrices = {}
+    for per_decade in CASCADE_E_PER_DECADE:
+        E_s = grids.secondary_energy_grid(dataclasses.replace(grids.Resolution(), E_per_decade=per_decade))
+        matrices[per_decade] = (E_s, cascade.cascade_matrix(E_s, cosmo, load_ebl_table(), progress))
+    attrs = {f"cosmology_{k}": float(v) for k, v in cosmo._asdict().items()}
+    attrs.update({
+        "generator": "corona_jax.tables.generate_cascade_tables (script: data/make_tables.py)",
+        "ebl_table": EBL_TABLE_FILE,
+        "ebl_model": load_ebl_table().attrs["reference"],
+        "stellar_mass_density": "Madau & Dickinson (2014) Eq. (15), integrated, return fraction as attribute",
+        "internal_nodes_per_decade": cascade.PER_DECADE,
+        "lepton_min_GeV": cascade.LEPTON_MIN_GeV,
+        "photon_min_GeV": cascade.E_MIN_GeV,
+        "units": "C in cm^-2 sr^-1: I_cascade [GeV^-1 cm^-2 s^-1 sr^-1] = C @ L_MW [GeV^-1 s^-1]",
+    })
+    return matrices, attrs
+
+
+def write_cascade_tables(path, generated):
+    matrices, attrs = generated
+    with h5py.File(path, "w") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        for per_decade, (E_s, C) in matrices.items():
+            g = f.create_group(f"E_per_decade_{per_decade}")
+            g.create_dataset("E_GeV", data=E_s).attrs["units"] = "GeV"
+            d = g.create_dataset("C", data=C)
+            d.attrs["units"] = "cm^-2 sr^-1"
+            d.attrs["axes"] = "(observed E, emitted E)"
+
+
+def load_cascade_matrix(E_s_GeV, cosmo, path=None):
+    """The cascade matrix for this secondary grid and cosmology; ConfigError if none was built."""
+    path = default_table_path(CASCADE_TABLE_FILE) if path is None else path
+    if not os.path.isfile(path):
+        raise DataError(f"cascade table file {path} is missing; regenerate it with data/make_tables.py")
+    try:
+        with h5py.File(path, "r") as f:
+            built_for = {k: float(f.attrs[f"cosmology_{k}"]) for k in cosmo._fields}
+            groups = {name: (f[name]["E_GeV"][()], f[name]["C"][()]) for name in f}
+    except (OSError, KeyError) as exc:
+        raise DataError(f"cascade table file {path} is not a valid table ({exc})") from None
+    if any(not np.isclose(built_for[k], float(getattr(cosmo, k)), rtol=1e-12) for k in cosmo._fields):
+        raise ConfigError(f"the cascade matrix was built for the cosmology {built_for}; for another one, "
+                          "regenerate it (corona_jax.tables.generate_cascade_tables) or switch the cascade off")
+    for E, C in groups.values():
+        if E.shape == E_s_GeV.shape and np.allclose(E, E_s_GeV, rtol=1e-9):
+            if C.shape != (E.size, E.size) or not np.all(np.isfinite(C)):
+                raise DataError(f"cascade table file {path} is corrupt")
+            return C
+    raise ConfigError(f"no cascade matrix for this energy grid ({E_s_GeV.size} energies from {E_s_GeV[0]:g} GeV); "
+                      f"built for {CASCADE_E_PER_DECADE} per decade from 0.1 to 1e10 GeV")

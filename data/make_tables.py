@@ -1,6 +1,7 @@
-"""Regenerate the pp-interaction table data/tables/pp_secondaries.h5 from aafragpy.
+"""Regenerate the tables in data/tables: pp interactions (aafragpy), EBL optical depth
+(ebltable) and the cascade matrices (corona_jax.cascade, from the EBL table; ~1 minute).
 
-    pip install 'corona-jax[tables]' && python data/make_tables.py [--out PATH]
+    pip install 'corona-jax[tables]' && python data/make_tables.py [--only pp|ebl|cascade]
 
 Deterministic: running it again reproduces the shipped file's arrays and attributes
 exactly (tests/test_tables.py checks this when aafragpy is installed).
@@ -14,16 +15,24 @@ from corona_jax import tables
 
 
 def main():
-    default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables", tables.PP_TABLE_FILE)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=default, help=f"output HDF5 file (default {default})")
+    parser.add_argument("--only", choices=("pp", "ebl", "cascade"), help="regenerate one table only")
+    parser.add_argument("--dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables"),
+                        help="output folder (default: data/tables beside this script)")
     args = parser.parse_args()
-    t0 = time.perf_counter()
-    result = tables.generate_pp_tables()
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tables.write_pp_tables(args.out, result)
-    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s "
-          f"(aafragpy {result.attrs['aafragpy_version']})")
+    os.makedirs(args.dir, exist_ok=True)
+    jobs = {
+        "pp": (tables.PP_TABLE_FILE, tables.generate_pp_tables, tables.write_pp_tables),
+        "ebl": (tables.EBL_TABLE_FILE, tables.generate_ebl_table, tables.write_ebl_table),
+        "cascade": (tables.CASCADE_TABLE_FILE, tables.generate_cascade_tables, tables.write_cascade_tables),
+    }
+    for name, (filename, generate, write) in jobs.items():
+        if args.only not in (None, name):
+            continue
+        t0 = time.perf_counter()
+        path = os.path.join(args.dir, filename)
+        write(path, generate())
+        print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,17 @@ def test_forward_writes_milky_way_group(forward_run):
         np.testing.assert_allclose(3 * mw["sky_mean_nu_per_flavour"][()], mw["sky_mean_nu_all_flavour"][()])
         assert "cr" in f and "gas" in f and f.attrs["param_alpha"] == 2.0
         assert "healpix" not in mw
+        eg, tot = f["extragalactic"], f["total"]
+        for name in ("nu_all_flavour", "nu_per_flavour", "gamma_unabsorbed", "gamma_absorbed", "gamma_cascade", "gamma"):
+            assert eg[name].shape == (n_E,) and eg[name].attrs["units"] == "GeV^-1 cm^-2 s^-1 sr^-1"
+        np.testing.assert_allclose(tot["nu_all_flavour"][()], mw["anticentre_nu_all_flavour"][()] + eg["nu_all_flavour"][()])
+        assert eg.attrs["xi_paper_formula"] > 0 and eg.attrs["cosmology_z_max"] == 6.0
 
 
 def test_forward_writes_figures(forward_run):
     _, d = forward_run
     names = sorted(os.listdir(d / "figs"))
-    assert names == ["fig4_milky_way_spectra.png", "fig5_dipole.png", "sky_map_gamma.png"]
+    assert names == ["fig4_spectra.png", "fig5_dipole.png", "sky_map_gamma.png"]
     assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
 
 

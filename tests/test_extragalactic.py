@@ -1,0 +1,150 @@
+"""Other galaxies: redshift integral against closed forms and the paper's xi, optical depths
+against ebltable and the CMB length, cascade energy conservation and shape (physics.md sec. 5)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from corona_jax import absorption, cascade, cosmology, extragalactic, forward, grids, sky, tables
+from corona_jax.errors import ConfigError
+from corona_jax.units import C_CM_S, KPC_CM, M_STAR_MW_MSUN
+
+E_S = grids.secondary_energy_grid(grids.resolution("coarse"))
+
+
+def test_redshift_integral_einstein_de_sitter_power_law():
+    # constant rho*, Omega_M = 1: I(E0) = (c / 4 pi H0) (rho / M*) L0 E0^-alpha
+    #   * [1 - (1 + z_max)^-(alpha + 1/2)] / (alpha + 1/2)
+    eds = cosmology.Cosmology(Omega_M=1.0, Omega_L=0.0, z_max=4.0)
+    rho = 3.0e8  # M_sun Mpc^-3
+    model = extragalactic.build_extragalactic_model(E_S, eds, with_cascade=False,
+                                                    stellar_mass_density=lambda z: np.full_like(z, rho))
+    alpha = 2.3
+    L = E_S**-alpha
+    got = np.asarray(extragalactic.redshift_integral(L, model.lower, model.frac, model.weight_nu))
+    H0 = float(cosmology.hubble_per_s(0.0, eds))
+    expected = (C_CM_S / (4 * math.pi * H0) * rho / (M_STAR_MW_MSUN * cosmology.MPC_CM**3) * E_S**-alpha
+                * (1 - 5.0 ** -(alpha + 0.5)) / (alpha + 0.5))
+    low = E_S < E_S[-1] / 5  # every emitted energy (1+z) E0 still on the grid
+    np.testing.assert_allclose(got[low], expected[low], rtol=3e-5)  # 400-node trapezoid: 1.1e-5
+
+
+def test_paper_xi_formula_matches_the_full_integral_for_a_power_law(coarse_forward_model):
+    # q(E, r) = f(r) E^-alpha: the anticentre flux over the redshift integral equals the
+    # paper's xi = M*_MW I_MW / (4 pi c I_z I_V)
+    m = coarse_forward_model
+    tm = m.transport
+    r = np.asarray(tm.centres_kpc)
+    f = (1 + (r / 3) ** 2) ** -1.5 * (r < 250)
+    E = np.asarray(m.E_secondary_GeV)
+    alpha = 2.4
+    q = f[None, :] * E[:, None] ** -alpha
+    anticentre = np.asarray(sky.intensity(m.path_nu_kpc, q))[-1]
+    L = np.asarray(extragalactic.spectral_luminosity(q, np.asarray(tm.volumes_kpc3)))
+    em = m.extragalactic
+    other = np.asarray(extragalactic.redshift_integral(L, em.lower, em.frac, em.weight_nu))
+    xi = extragalactic.xi_paper(f, np.ones_like(f), np.asarray(tm.faces_kpc), alpha)
+    low = E < E[-1] / 10
+    np.testing.assert_allclose(anticentre[low] / other[low], xi, rtol=1e-4)
+
+
+def test_tau_ebl_equals_ebltable_inside_its_range():
+    ebltable = pytest.importorskip("ebltable.tau_from_model")
+    reference = ebltable.OptDepth.readmodel("inoue")
+    E = np.geomspace(1.2, 8.5e4, 41)
+    z = np.array([0.004, 0.05, 0.1, 0.55, 1.0, 3.3, 9.5])
+    ours = absorption.tau_ebl(E, z, tables.load_ebl_table())
+    theirs = reference.opt_depth(z, E / 1e3).T
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_tau_ebl_range_policy_and_published_values():
+    t = tables.load_ebl_table()
+    assert np.all(absorption.tau_ebl([0.5], [1.0, 5.0], t) == 0.0)  # below 1 GeV: transparent
+    np.testing.assert_array_equal(absorption.tau_ebl([2e5], [0.5], t), absorption.tau_ebl([t.E0_GeV[-1]], [0.5], t))
+    with pytest.raises(ConfigError, match="tabulated"):
+        absorption.tau_ebl([10.0], [11.0], t)
+    # the table's own nodes at 1 TeV: z = 0.1 and z = 1 (Inoue et al. 2013 baseline)
+    tau = absorption.tau_ebl([1.0e3], [0.1, 1.0], t)[0]
+    np.testing.assert_allclose(tau, [0.764, 8.97], rtol=1e-12)
+
+
+def test_inoue_table_holds_no_cmb():
+    # at 89 TeV from z = 10 the CMB alone gives a far larger depth than the table: the
+    # table is EBL only, and the CMB part must be added
+    t = tables.load_ebl_table()
+    tau_table = absorption.tau_ebl([t.E0_GeV[-1]], [10.0], t)[0, 0]
+    assert absorption.tau_cmb([t.E0_GeV[-1]], [10.0], cosmology.Cosmology())[0, 0] > 10 * tau_table
+
+
+def test_tau_cmb_at_small_z_is_distance_over_the_milky_way_length():
+    cosmo = cosmology.Cosmology()
+    z = 1e-4
+    distance_kpc = C_CM_S * z / float(cosmology.hubble_per_s(0.0, cosmo)) / KPC_CM
+    E = np.array([3e5, 2.2e6, 1e8])
+    expected = distance_kpc / absorption.cmb_attenuation_length_kpc(E)
+    np.testing.assert_allclose(absorption.tau_cmb(E, [z], cosmo)[:, 0], expected, rtol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def small_cascade():
+    cosmo = cosmology.Cosmology(z_max=0.3)
+    grid = cascade.cascade_grid(cosmo.z_max)
+    return grid, cascade.optical_depth(cosmo, tables.load_ebl_table())
+
+
+@pytest.mark.parametrize("E_inj_GeV", [3.0e3, 1.0e5, 1.0e8])
+def test_cascade_conserves_energy_and_has_the_low_energy_slope(small_cascade, E_inj_GeV):
+    grid, tau = small_cascade
+    E = grid.E_GeV
+    m = int(np.argmin(np.abs(np.log(E / E_inj_GeV))))
+    k = grid.z.size - 1
+    injected = np.zeros(E.size)
+    injected[m] = 1.0
+    full, surviving = cascade.propagate(grid, k, injected, tau)
+    redshifted = E[m] / (1 + grid.z[k])
+    # what is absorbed reappears at lower energies: all energy arrives, less the redshift
+    # losses (and < 1 % left in leptons below 1 GeV and photons below 1e-8 GeV)
+    assert (full * E).sum() / redshifted == pytest.approx(1.0, abs=0.02)
+    assert (surviving * E).sum() / redshifted < 0.05  # the primaries are (nearly) all absorbed
+    low = (E > 1e-5) & (E < 1e-3)  # Thomson-cooled pairs: dN/dE ~ E^-1.5
+    slope = np.polyfit(np.log(E[low]), np.log(full[low] / grid.width_GeV[low]), 1)[0]
+    assert slope == pytest.approx(-1.5, abs=0.05)
+
+
+def test_lepton_cooling_conserves_energy():
+    grid = cascade.cascade_grid(0.1)
+    Y = cascade.lepton_cooling_matrix(grid, 2.7255)
+    E = grid.E_GeV
+    for e in (1.0e2, 1.0e5, 1.0e9):
+        k = int(np.argmin(np.abs(E - e)))
+        # all energy above LEPTON_MIN goes into photons
+        assert (Y[k] * E).sum() == pytest.approx(E[k] - cascade.LEPTON_MIN_GeV, rel=1e-6)
+
+
+def test_stored_cascade_matrix_needs_its_cosmology():
+    with pytest.raises(ConfigError, match="cosmology"):
+        tables.load_cascade_matrix(E_S, cosmology.Cosmology(H0_km_s_Mpc=70.0))
+    with pytest.raises(ConfigError, match="no cascade matrix"):
+        tables.load_cascade_matrix(np.geomspace(0.1, 1e10, 34), cosmology.Cosmology())
+    with pytest.raises(ConfigError, match="flat"):
+        cosmology.validate_cosmology(cosmology.Cosmology(Omega_M=0.5))
+
+
+def test_extragalactic_gamma_pieces_add_up(coarse_forward_model):
+    import jax
+
+    from corona_jax import params
+
+    pred = jax.jit(forward.forward)(params.preset("baseline"), coarse_forward_model)
+    other, tot, mw = pred.extragalactic, pred.total, pred.milky_way
+    np.testing.assert_allclose(other.gamma, other.gamma_absorbed + other.gamma_cascade, rtol=1e-12)
+    assert np.all(np.asarray(other.gamma_absorbed) <= np.asarray(other.gamma_unabsorbed) * (1 + 1e-12))
+    assert np.all(np.asarray(other.gamma_cascade) >= 0)
+    np.testing.assert_allclose(tot.nu_all_flavour, mw.anticentre_nu_all_flavour + other.nu_all_flavour, rtol=1e-12)
+    # the cascade carries less energy than was absorbed (redshift losses, photons below 0.1 GeV)
+    E = np.asarray(coarse_forward_model.E_secondary_GeV)
+    absorbed = np.trapezoid(E**2 * (other.gamma_unabsorbed - other.gamma_absorbed), np.log(E))
+    cascaded = np.trapezoid(E**2 * other.gamma_cascade, np.log(E))
+    assert 0 < cascaded < absorbed
