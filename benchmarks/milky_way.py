@@ -66,11 +66,11 @@ def main():
     run = jax.jit(forward.forward)
     value_and_grad = jax.jit(jax.value_and_grad(icecube_band_log_flux))
     rows = [
-        ("model build (pp table, CMB absorption, line-of-sight matrices; numpy, once)", (t_build, t_build)),
+        ("model build (tables, absorption, line-of-sight and redshift matrices; numpy, once)", (t_build, t_build)),
         ("transport solve alone", best_of(lambda: solve(p, tm), args.repeat)),
         ("emissivity q = n_g K @ j, gamma + neutrinos", best_of(lambda: emissivities(p, G), args.repeat)),
         ("lines of sight: I(psi, E), sky mean, dipole moment", best_of(lambda: lines_of_sight(q_gamma, q_nu), args.repeat)),
-        ("forward: transport + Milky Way sky", best_of(lambda: run(p, model), args.repeat)),
+        ("forward: transport + Milky Way + other galaxies", best_of(lambda: run(p, model), args.repeat)),
         ("value and gradient (11 parameters) of the IceCube-band flux",
          best_of(lambda: value_and_grad(p, model), args.repeat)),
     ]

@@ -148,3 +148,28 @@ def test_extragalactic_gamma_pieces_add_up(coarse_forward_model):
     absorbed = np.trapezoid(E**2 * (other.gamma_unabsorbed - other.gamma_absorbed), np.log(E))
     cascaded = np.trapezoid(E**2 * other.gamma_cascade, np.log(E))
     assert 0 < cascaded < absorbed
+
+
+def test_gradient_through_the_other_galaxies(coarse_forward_model):
+    # isotropic gamma rays at 100 GeV (absorbed + cascade) and neutrinos at 100 TeV
+    import jax
+    import jax.numpy as jnp
+
+    from corona_jax import params
+
+    m = coarse_forward_model
+    E = np.asarray(m.E_secondary_GeV)
+    k_gamma, k_nu = int(np.argmin(np.abs(E - 1e2))), int(np.argmin(np.abs(E - 1e5)))
+
+    def objective(p):
+        pred = forward.forward(p, m)
+        return jnp.log(pred.extragalactic.gamma[k_gamma]) + jnp.log(pred.total.nu_all_flavour[k_nu])
+
+    p = jax.tree.map(jnp.asarray, params.preset("baseline"))
+    grad = jax.grad(objective)(p)
+    f = jax.jit(objective)
+    for name in ("alpha", "log10_Emax_GeV", "log10_D0_cm2_s", "n0_outer_cm3", "Rmax_kpc"):
+        x = float(getattr(p, name))
+        h = 1e-4 * abs(x)
+        fd = float(f(p._replace(**{name: x + h})) - f(p._replace(**{name: x - h}))) / (2 * h)
+        assert float(getattr(grad, name)) == pytest.approx(fd, rel=2e-4, abs=1e-7), name
