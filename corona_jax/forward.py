@@ -115,9 +115,14 @@ class ForwardModel(NamedTuple):
 
 
 def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc: float = R_SUN_KPC,
-                        cosmology: Cosmology = Cosmology(), cascade: bool = True) -> ForwardModel:
+                        cosmology: Cosmology = Cosmology(), cascade: bool = True,
+                        stellar_mass_density=None) -> ForwardModel:
     """Grids, emission matrices (from the pp table), line-of-sight matrices and the redshift
     integral (with the stored cascade matrix unless cascade=False); numpy, once.
+
+    stellar_mass_density: optional z -> rho* [M_sun Mpc^-3] (e.g. interpolating a table)
+    instead of Madau & Dickinson; the stored cascade matrix assumes the default, so pass
+    cascade=False with it (or with another cosmology), or rebuild the matrix.
 
     The emissivity integral over proton energy runs on the pp table's own nodes (20 per
     decade), whatever the solver's energy grid: the solver's G is interpolated there
@@ -151,7 +156,7 @@ def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc
         cmb_absorption_per_kpc=kappa,
     )
     arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()}
-    extragalactic = eg.build_extragalactic_model(E_s, cosmology, with_cascade=cascade)
+    extragalactic = eg.build_extragalactic_model(E_s, cosmology, cascade, stellar_mass_density)
     return ForwardModel(tm, table_lower=jnp.asarray(lower), extragalactic=extragalactic, **arrays)
 
 

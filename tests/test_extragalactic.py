@@ -173,3 +173,32 @@ def test_gradient_through_the_other_galaxies(coarse_forward_model):
         h = 1e-4 * abs(x)
         fd = float(f(p._replace(**{name: x + h})) - f(p._replace(**{name: x - h}))) / (2 * h)
         assert float(getattr(grad, name)) == pytest.approx(fd, rel=2e-4, abs=1e-7), name
+
+
+def _same_file(a_path, b_path):
+    import h5py
+
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        assert dict(a.attrs) == dict(b.attrs)
+        names_a, names_b = [], []
+        a.visit(names_a.append)
+        b.visit(names_b.append)
+        assert sorted(names_a) == sorted(names_b)
+        for name in names_a:
+            if isinstance(a[name], h5py.Dataset):
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+                assert dict(a[name].attrs) == dict(b[name].attrs)
+
+
+def test_ebl_table_regenerates_exactly(tmp_path):
+    pytest.importorskip("ebltable")
+    path = tmp_path / "ebl.h5"
+    tables.write_ebl_table(str(path), tables.generate_ebl_table())
+    _same_file(tables.default_table_path(tables.EBL_TABLE_FILE), path)
+
+
+@pytest.mark.slow
+def test_cascade_table_regenerates_exactly(tmp_path):
+    path = tmp_path / "cascade.h5"
+    tables.write_cascade_tables(str(path), tables.generate_cascade_tables())
+    _same_file(tables.default_table_path(tables.CASCADE_TABLE_FILE), path)
