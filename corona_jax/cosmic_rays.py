@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import DataError
 from .params import CoronaParams
+from .safe import safe_log
 from .transport import TransportModel
 from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV, R_SUN_KPC
 
@@ -64,7 +65,7 @@ def cr_density(params: CoronaParams, model: TransportModel, G_Gyr):
 def at_radius(values, model: TransportModel, r_kpc):
     """values (N_E, N_r) > 0 at r_kpc: ln(values) interpolated linearly in r between
     cell centres (exact for the exponential tail of a diffusion front)."""
-    log_v = jnp.log(jnp.maximum(values, 1e-300))  # floor: no NaN where a tail underflows
+    log_v = safe_log(values)  # floor: no NaN where a tail underflows
     return jnp.exp(jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(log_v))
 
 

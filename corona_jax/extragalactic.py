@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import absorption, cosmology, tables
+from .safe import safe_log
 from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, R_SUN_KPC
 
 N_REDSHIFTS = 400  # nodes of the fine redshift integral
@@ -77,7 +78,7 @@ def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade
 
 def redshift_integral(L, lower, frac, weight):
     """sum_k weight[i, k] L((1+z_k) E_i), L interpolated in ln L - ln E; L (N_s,) > 0 or 0."""
-    log_L = jnp.log(jnp.maximum(L, 1e-300))
+    log_L = safe_log(L)
     log_at = (1.0 - frac) * log_L[lower] + frac * log_L[lower + 1]
     return jnp.sum(weight * jnp.exp(log_at), axis=1)
 

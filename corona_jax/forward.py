@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .gas import gas_density_cells
 from .interactions import emission_matrix, emissivity
 from .params import CoronaParams, validate_params
+from .safe import safe_log
 from .units import GYR_S, R_SUN_KPC
 
 NEUTRINO_FLAVOURS = 3  # nu_e : nu_mu : nu_tau = 1 : 1 : 1 after oscillation (physics.md sec. 3)
@@ -163,7 +164,7 @@ def build_forward_model(res: grids.Resolution = grids.Resolution(), observer_kpc
 def proton_density_on_table_grid(params: CoronaParams, model: ForwardModel, G_Gyr):
     """j(E_table, r) [GeV^-1 cm^-3]: G interpolated linearly in ln G - ln E, spectrum exact."""
     tm = model.transport
-    log_G = jnp.log(jnp.maximum(G_Gyr, 1e-300))
+    log_G = safe_log(G_Gyr)
     w = model.table_weight[:, None]
     log_G_f = (1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1]
     shape = jnp.exp(log_spectrum_shape(params, model.E_table_GeV)) * GYR_S

@@ -166,3 +166,52 @@ def load_neutrino_dataset(name: str = DEFAULT_NEUTRINO_DATASET) -> SpectralData:
 def load_gamma_dataset(name: str = DEFAULT_GAMMA_DATASET) -> SpectralData:
     """The Fermi-LAT IGRB for one foreground model; extra holds fgsyst_lo/hi and the EGB."""
     return _load_diffuse(name, GAMMA_DATASETS, "gamma")
+
+
+FERMI_BANDS_FILE = "gamma_FermiLAT_IGRB2015_integrated_bands.csv"
+FOREGROUND_MODELS = ("A", "B", "C")
+
+
+class BandData(NamedTuple):
+    """Band-integrated intensities [ph cm^-2 s^-1 sr^-1] (Fermi-LAT IGRB for one foreground model)."""
+
+    name: str
+    E_lo_GeV: np.ndarray
+    E_hi_GeV: np.ndarray
+    intensity_per_cm2_s_sr: np.ndarray
+    err_lo: np.ndarray  # statistical + instrumental, absolute
+    err_hi: np.ndarray
+    fgsyst_lo: np.ndarray  # foreground-model systematic, correlated across bands
+    fgsyst_hi: np.ndarray
+    reference: str
+    meta: dict
+
+
+def load_gamma_bands(foreground_model: str = "A") -> BandData:
+    """The Fermi-LAT IGRB (Ackermann et al. 2015) integrated over its 26 bands, for model A, B or C."""
+    if foreground_model not in FOREGROUND_MODELS:
+        raise DataError(f"unknown Fermi-LAT foreground model {foreground_model!r}; choose A, B or C")
+    text = _read_text(FERMI_BANDS_FILE)
+    meta = {}
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            body = line[1:].strip()
+            if ":" in body and not line.startswith("#   "):
+                key, value = body.split(":", 1)
+                meta.setdefault(key.strip(), value.strip())
+        elif line.strip():
+            rows.append(line)
+    table = [r for r in csv.DictReader(io.StringIO("\n".join(rows))) if r.get("model") == foreground_model]
+    needed = ("Emin_GeV", "Emax_GeV", "IGRB_int", "IGRB_err_lo", "IGRB_err_up", "IGRB_fgsyst_lo", "IGRB_fgsyst_up")
+    if not table or any(c not in table[0] for c in needed) or "reference" not in meta:
+        raise DataError(f"{FERMI_BANDS_FILE}: missing rows, columns or provenance")
+    try:
+        col = {c: np.array([float(r[c]) for r in table]) for c in needed}
+    except ValueError as exc:
+        raise DataError(f"{FERMI_BANDS_FILE}: non-numeric value ({exc})") from None
+    if not (np.all(col["Emax_GeV"] > col["Emin_GeV"]) and np.all(col["IGRB_err_up"] > 0)):
+        raise DataError(f"{FERMI_BANDS_FILE}: bad band edges or errors")
+    return BandData(f"Fermi-IGRB-{foreground_model}", col["Emin_GeV"], col["Emax_GeV"], col["IGRB_int"],
+                    col["IGRB_err_lo"], col["IGRB_err_up"], col["IGRB_fgsyst_lo"], col["IGRB_fgsyst_up"],
+                    meta["reference"], meta)

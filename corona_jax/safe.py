@@ -1,0 +1,12 @@
+"""Numerically safe elementary functions for differentiable code."""
+
+import jax.numpy as jnp
+
+LOG_FLOOR = 1e-300
+
+
+def safe_log(x, floor=LOG_FLOOR):
+    """ln(x) for x > floor, ln(floor) below; finite first and second derivatives everywhere
+    (the double-where form keeps 1/x^2 = inf out of forward-over-reverse products)."""
+    above = x > floor
+    return jnp.where(above, jnp.log(jnp.where(above, x, 1.0)), jnp.log(floor))

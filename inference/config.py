@@ -1,0 +1,191 @@
+"""Run configurations (TOML) for `corona-jax fit` and `corona-jax sample`.
+
+Sections and keys (unknown ones are refused with one clear error):
+
+[model]    preset (fixed values of parameters without a prior), resolution
+[priors]   <parameter> = { uniform = [low, high] } or { normal = [mean, sd] }
+[data]     cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
+           neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
+           gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
+[data.mock] seed and a value for every prior's parameter: replace the data by the model
+           there plus noise with the real data's relative errors
+[sampler]  chains, warmup, samples, seed, target_accept, max_tree_depth
+[fit]      starts, seed, max_steps, profile (parameter name), profile_points
+"""
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+
+from corona_jax import grids
+from corona_jax.errors import ConfigError
+from corona_jax.params import PARAMETER_RANGES, PRESETS
+
+from . import datasets
+
+LIKELIHOOD_MODES = {"cosmic_ray_mode": ("bound", "measurement"),
+                    "neutrino_mode": ("bound", "component", "measurement"),
+                    "gamma_mode": ("bound", "component", "measurement")}
+
+
+@dataclass(frozen=True)
+class Prior:
+    kind: str  # 'uniform' or 'normal'
+    a: float  # low or mean
+    b: float  # high or sd
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "baseline"
+    resolution: str = "coarse"
+    priors: dict = field(default_factory=dict)  # parameter -> Prior
+    cosmic_rays: tuple = datasets.DEFAULT_CR_DATASETS
+    cosmic_ray_mode: str = "bound"
+    neutrinos: str = datasets.DEFAULT_NEUTRINO_DATASET
+    neutrino_mode: str = "bound"
+    gamma_foreground: str = "A"
+    gamma_mode: str = "bound"
+    mock: dict = field(default_factory=dict)  # parameter -> value, plus 'seed'
+    chains: int = 4
+    warmup: int = 500
+    samples: int = 500
+    seed: int = 0
+    target_accept: float = 0.8
+    max_tree_depth: int = 8
+    starts: int = 8
+    fit_seed: int = 0
+    max_steps: int = 200
+    profile: str = ""
+    profile_points: int = 9
+
+
+_SECTIONS = {
+    "model": {"preset", "resolution"},
+    "priors": None,  # any parameter name, checked below
+    "data": {"cosmic_rays", "cosmic_ray_mode", "neutrinos", "neutrino_mode", "gamma_foreground", "gamma_mode", "mock"},
+    "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth"},
+    "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
+}
+
+
+def _check_keys(table, allowed, where):
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}' in [{where}]; allowed: {', '.join(sorted(allowed))}")
+
+
+def _number(value, where, integer=False, positive=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    if integer and (not isinstance(value, int)):
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(f"{where} must be positive, got {value!r}")
+    return value
+
+
+def _prior(name, spec):
+    if name not in PARAMETER_RANGES:
+        raise ConfigError(f"unknown parameter '{name}' in [priors]; choose from {', '.join(PARAMETER_RANGES)}")
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ConfigError(f"prior of {name} must be {{ uniform = [low, high] }} or {{ normal = [mean, sd] }}")
+    (kind, args), = spec.items()
+    if kind not in ("uniform", "normal") or not isinstance(args, list) or len(args) != 2:
+        raise ConfigError(f"prior of {name}: unknown form {spec!r}; use uniform = [low, high] or normal = [mean, sd]")
+    a, b = (_number(x, f"prior of {name}") for x in args)
+    lo, hi = PARAMETER_RANGES[name]
+    if kind == "uniform" and not (lo <= a < b <= hi):
+        raise ConfigError(f"uniform prior of {name} must satisfy {lo} <= low < high <= {hi}, got [{a}, {b}]")
+    if kind == "normal" and (b <= 0 or not lo < a < hi):
+        raise ConfigError(f"normal prior of {name} needs sd > 0 and a mean inside ({lo}, {hi})")
+    return Prior(kind, float(a), float(b))
+
+
+def parse_config(text: str, source: str = "config") -> RunConfig:
+    """Parse and check a TOML run configuration; ConfigError names the first problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    _check_keys(raw, _SECTIONS, "top level (sections)")
+    values = {}
+    model = raw.get("model", {})
+    _check_keys(model, _SECTIONS["model"], "model")
+    if "preset" in model:
+        if model["preset"] not in PRESETS:
+            raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
+        values["preset"] = model["preset"]
+    if "resolution" in model:
+        grids.resolution(model["resolution"])  # raises on unknown names
+        values["resolution"] = model["resolution"]
+    priors = {name: _prior(name, spec) for name, spec in raw.get("priors", {}).items()}
+    if not priors:
+        raise ConfigError(f"{source}: [priors] must give at least one free parameter")
+    values["priors"] = priors
+    data = raw.get("data", {})
+    _check_keys(data, _SECTIONS["data"], "data")
+    if "cosmic_rays" in data:
+        names = data["cosmic_rays"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError("[data] cosmic_rays must be a list of data-set names")
+        for n in names:
+            if n not in datasets.COSMIC_RAY_DATASETS:
+                raise ConfigError(f"unknown cosmic-ray data set {n!r}; choose from {', '.join(datasets.COSMIC_RAY_DATASETS)}")
+        values["cosmic_rays"] = tuple(names)
+    if "neutrinos" in data:
+        if data["neutrinos"] != "none" and data["neutrinos"] not in datasets.NEUTRINO_DATASETS:
+            raise ConfigError(f"unknown neutrino data set {data['neutrinos']!r}; choose from "
+                              f"{', '.join(datasets.NEUTRINO_DATASETS)} or 'none'")
+        values["neutrinos"] = data["neutrinos"]
+    if "gamma_foreground" in data:
+        if data["gamma_foreground"] not in (*datasets.FOREGROUND_MODELS, "none"):
+            raise ConfigError(f"unknown Fermi-LAT foreground model {data['gamma_foreground']!r}; choose A, B, C or 'none'")
+        values["gamma_foreground"] = data["gamma_foreground"]
+    for key, allowed in LIKELIHOOD_MODES.items():
+        if key in data:
+            if data[key] not in allowed:
+                raise ConfigError(f"[data] {key} must be one of {', '.join(allowed)}, got {data[key]!r}")
+            values[key] = data[key]
+    if "mock" in data:
+        mock = dict(data["mock"])
+        _check_keys(mock, set(priors) | {"seed"}, "data.mock")
+        missing = [p for p in priors if p not in mock]
+        if missing:
+            raise ConfigError(f"[data.mock] needs a true value for every free parameter; missing {', '.join(missing)}")
+        for k, v in mock.items():
+            _number(v, f"[data.mock] {k}", integer=(k == "seed"))
+        values["mock"] = mock
+    sampler = raw.get("sampler", {})
+    _check_keys(sampler, _SECTIONS["sampler"], "sampler")
+    for key in ("chains", "warmup", "samples", "max_tree_depth"):
+        if key in sampler:
+            values[key] = _number(sampler[key], f"[sampler] {key}", integer=True, positive=True)
+    if "seed" in sampler:
+        values["seed"] = _number(sampler["seed"], "[sampler] seed", integer=True)
+    if "target_accept" in sampler:
+        t = _number(sampler["target_accept"], "[sampler] target_accept")
+        if not 0 < t < 1:
+            raise ConfigError("[sampler] target_accept must lie in (0, 1)")
+        values["target_accept"] = float(t)
+    fit = raw.get("fit", {})
+    _check_keys(fit, _SECTIONS["fit"], "fit")
+    for key in ("starts", "max_steps", "profile_points"):
+        if key in fit:
+            values[key] = _number(fit[key], f"[fit] {key}", integer=True, positive=True)
+    if "seed" in fit:
+        values["fit_seed"] = _number(fit["seed"], "[fit] seed", integer=True)
+    if "profile" in fit:
+        if fit["profile"] not in priors:
+            raise ConfigError(f"[fit] profile must name a free parameter ({', '.join(priors)}), got {fit['profile']!r}")
+        values["profile"] = fit["profile"]
+    return RunConfig(**values)
+
+
+def load_config(path: str) -> RunConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse_config(text, path)
