@@ -5,6 +5,7 @@ Errors of the user's making (CoronaError) print one line and exit with code 2.
 
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -155,6 +156,64 @@ def cmd_forward(args):
     return 0
 
 
+def _inference_modules():
+    try:
+        from .inference import config, fit, model, results, sample
+    except ImportError as exc:
+        raise CoronaError(f"fit and sample need the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    return config, fit, model, results, sample
+
+
+def cmd_fit(args):
+    config, fit, model, results, _ = _inference_modules()
+    cfg = config.load_config(args.config)
+    out = output_path(args.out)
+    setup = model.build_setup(cfg)
+    print(f"fitting {', '.join(cfg.priors)} ({cfg.resolution} resolution) from {cfg.starts} starts ...")
+    t0 = time.perf_counter()
+    result = fit.best_fit(setup)
+    print(f"done in {time.perf_counter() - t0:.1f} s; best fit (-log L = {result.neg_log_density:.4f}):")
+    for name in result.names:
+        print(f"  {name:24s} = {result.best[name]: .5g} +- {result.errors[name]:.3g} (Laplace)")
+    print(f"wrote {results.write_fit(out, result, setup)}")
+    return 0
+
+
+def cmd_sample(args):
+    config, _, model, results, sample = _inference_modules()
+    cfg = config.load_config(args.config)
+    out = output_path(args.out)
+    setup = model.build_setup(cfg)
+    print(f"NUTS: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} samples), "
+          f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}")
+    t0 = time.perf_counter()
+    mcmc = sample.run_nuts(setup, progress_bar=not args.no_progress)
+    seconds = time.perf_counter() - t0
+    idata = sample.to_inference_data(mcmc, setup)
+    names = model.free_parameter_names(setup)
+    table = results.summary_table(idata, names)
+    print(table.to_string())
+    n = cfg.chains * (cfg.warmup + cfg.samples)
+    print(f"{seconds:.1f} s: {seconds / n * 1e3:.1f} ms per iteration, "
+          f"{table['ess_bulk'].min() / seconds:.2f} effective samples per second (worst parameter)")
+    idata.to_netcdf(out)
+    print(f"wrote {out}")
+    table_path = os.path.splitext(out)[0] + "_summary.csv"
+    table.to_csv(table_path)
+    print(f"wrote {table_path}")
+    if args.plot:
+        os.makedirs(args.plot, exist_ok=True)
+        print(f"wrote {results.corner_plot(idata, list(cfg.priors), os.path.join(args.plot, 'corner.png'))}")
+        print(f"wrote {results.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'))}")
+    return 0
+
+
+def output_path(path):
+    from . import output
+
+    return output.check_writable(path)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump), exit code 2."""
 
@@ -194,6 +253,22 @@ def build_parser():
     p.add_argument("--healpix-nside", type=int, default=None,
                    help="also store HEALPix maps (RING, Galactic) at --map-E-GeV in the file; needs healpy")
     p.set_defaults(func=cmd_forward)
+
+    p = sub.add_parser("fit", help="best fit with optax L-BFGS from several starts, Laplace errors",
+                       description="Maximise the posterior density of a TOML configuration; write the best fit, "
+                                   "its Laplace covariance, every start and an optional profile to HDF5.")
+    p.add_argument("--config", required=True, help="TOML run configuration (see configs/)")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("sample", help="NUTS posterior (NumPyro), ArviZ netCDF and summary table",
+                       description="Sample the posterior of a TOML configuration with NUTS; write ArviZ "
+                                   "InferenceData (netCDF) and a summary table (CSV beside it).")
+    p.add_argument("--config", required=True, help="TOML run configuration (see configs/)")
+    p.add_argument("--out", required=True, help="output netCDF file (.nc)")
+    p.add_argument("--plot", metavar="DIR", help="write the corner plot and the posterior-predictive bands into DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sample)
     return parser
 
 

@@ -2,11 +2,12 @@
 
 import jax.numpy as jnp
 
-LOG_FLOOR = 1e-300
+LOG_FLOOR = 1e-150  # 1/floor^2 must stay finite in float64 for second derivatives
 
 
 def safe_log(x, floor=LOG_FLOOR):
     """ln(x) for x > floor, ln(floor) below; finite first and second derivatives everywhere
-    (the double-where form keeps 1/x^2 = inf out of forward-over-reverse products)."""
+    (the double-where form and a floor above 1e-154 keep 1/x^2 = inf out of
+    forward-over-reverse products)."""
     above = x > floor
     return jnp.where(above, jnp.log(jnp.where(above, x, 1.0)), jnp.log(floor))

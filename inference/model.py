@@ -4,7 +4,8 @@ Which flux is compared with which data (architecture.md, "Likelihood semantics")
 
 * cosmic rays: the proton flux at R_sun (total energy; kinetic energies of direct
   data are converted) against direct proton spectra (in the configured mode) and
-  air-shower all-particle spectra (always one-sided: protons cannot exceed all particles);
+  air-shower all-particle spectra (one-sided: protons cannot exceed all particles; with
+  mock data, which are the model's protons, in the configured mode);
 * IceCube (per flavour): the all-sky mean, Milky Way + other galaxies, at the data's
   energies (segment centres);
 * Fermi-LAT IGRB: the isotropic part (Milky Way anticentre + other galaxies),
@@ -156,11 +157,11 @@ def corona_model(setup: Setup, adjoint: str = "discrete"):
     model_values = predictions(pred, setup.forward_model, setup.observed)
     for o in setup.observed:
         m = model_values[o.name]
-        numpyro.deterministic(f"predicted {o.name}", m)
         if o.kind == "cosmic_rays":
             term = likelihoods.spectrum(m, o.value, o.err_lo, o.err_hi, o.is_upper_limit, cfg.cosmic_ray_mode)
-        elif o.kind == "air_showers":  # protons can never exceed the all-particle flux
-            term = likelihoods.spectrum(m, o.value, o.err_lo, o.err_hi, o.is_upper_limit, "bound")
+        elif o.kind == "air_showers":  # protons can never exceed the all-particle flux ...
+            mode = cfg.cosmic_ray_mode if cfg.mock else "bound"  # ... but mock data are the model's protons
+            term = likelihoods.spectrum(m, o.value, o.err_lo, o.err_hi, o.is_upper_limit, mode)
         elif o.kind == "neutrinos":
             mode = cfg.neutrino_mode
             if mode == "component":
@@ -178,6 +179,24 @@ def corona_model(setup: Setup, adjoint: str = "discrete"):
                                                     _uniform("igrb_log10_cutoff_GeV"))
                 term = likelihoods.split_normal(m, shifted, o.err_lo, o.err_hi)
         numpyro.factor(f"log-likelihood {o.name}", term)
+
+
+def predictive_values(setup: Setup, samples: dict, chunk=64):
+    """The model at every data point for each posterior sample: name -> (n_samples, n_points).
+
+    One jitted, vmapped forward pass over chunks of samples (recomputing inside NUTS with
+    numpyro.deterministic would run the forward model op by op).
+    """
+    names = list(setup.config.priors)
+    n = len(samples[names[0]])
+
+    def one(values):
+        params = setup.base_params._replace(**values)
+        return predictions(forward.forward(params, setup.forward_model), setup.forward_model, setup.observed)
+
+    batched = jax.jit(jax.vmap(one))
+    parts = [batched({k: jnp.asarray(samples[k][i:i + chunk]) for k in names}) for i in range(0, n, chunk)]
+    return {o.name: np.concatenate([np.asarray(p[o.name]) for p in parts]) for o in setup.observed}
 
 
 def mock_observed(setup: Setup):
@@ -218,6 +237,18 @@ def free_parameter_names(setup: Setup, include_nuisances=True):
             if cfg.gamma_mode == "component":
                 names += ["igrb_log10_norm", "igrb_index", "igrb_log10_cutoff_GeV"]
     return names
+
+
+def site_supports(setup: Setup):
+    """Support of every sampled site (for mapping unconstrained samples without the model)."""
+    from numpyro.distributions import constraints
+
+    out = {}
+    for name, prior in setup.config.priors.items():
+        out[name] = constraints.interval(prior.a, prior.b) if prior.kind == "uniform" else constraints.real
+    for name in free_parameter_names(setup)[len(setup.config.priors):]:
+        out[name] = constraints.real if name == "fermi_foreground_eta" else constraints.interval(*NUISANCE_PRIORS[name])
+    return out
 
 
 def log_density_fn(setup: Setup, adjoint: str = "discrete"):

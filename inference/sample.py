@@ -4,7 +4,7 @@ import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
-from .model import Setup, corona_model, free_parameter_names
+from .model import Setup, corona_model, free_parameter_names, predictive_values, site_supports
 
 
 def chain_method(chains: int) -> str:
@@ -14,11 +14,23 @@ def chain_method(chains: int) -> str:
 
 def run_nuts(setup: Setup, progress_bar=True) -> MCMC:
     cfg = setup.config
-    kernel = NUTS(corona_model, target_accept_prob=cfg.target_accept, max_tree_depth=cfg.max_tree_depth)
+    kernel = NUTS(corona_model, target_accept_prob=cfg.target_accept, max_tree_depth=cfg.max_tree_depth,
+                  dense_mass=True)  # the source power and D0 are strongly correlated
     mcmc = MCMC(kernel, num_warmup=cfg.warmup, num_samples=cfg.samples, num_chains=cfg.chains,
-                chain_method=chain_method(cfg.chains), progress_bar=progress_bar)
+                chain_method=chain_method(cfg.chains), progress_bar=progress_bar,
+                postprocess_fn=_constrain_without_model(setup))
     mcmc.run(jax.random.PRNGKey(cfg.seed), setup, extra_fields=("num_steps", "diverging"))
+    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the chains
     return mcmc
+
+
+def _constrain_without_model(setup: Setup):
+    """numpyro's default post-processing re-runs the model op by op for every sample; the
+    sites here have fixed supports, so map them directly."""
+    from numpyro.distributions import biject_to
+
+    transforms = {name: biject_to(support) for name, support in site_supports(setup).items()}
+    return lambda z: {k: transforms[k](v) for k, v in z.items()}
 
 
 def to_inference_data(mcmc: MCMC, setup: Setup):
@@ -29,7 +41,9 @@ def to_inference_data(mcmc: MCMC, setup: Setup):
     samples = mcmc.get_samples(group_by_chain=True)
     names = free_parameter_names(setup)
     posterior = {n: np.asarray(samples[n]) for n in names if n in samples}
-    predictive = {k.removeprefix("predicted "): np.asarray(v) for k, v in samples.items() if k.startswith("predicted ")}
+    flat = {k: np.asarray(v).reshape(-1) for k, v in posterior.items()}
+    shape = next(iter(posterior.values())).shape  # (chains, draws)
+    predictive = {k: v.reshape(*shape, -1) for k, v in predictive_values(setup, flat).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
     stats = {"n_steps": np.asarray(extra["num_steps"]), "diverging": np.asarray(extra["diverging"])}
     observed = {o.name: o.value for o in setup.observed}

@@ -140,3 +140,32 @@ def test_console_script_help_runs_from_elsewhere(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "corona_jax.cli", "transport", "--help"],
                                cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert "--preset" in help_text and "--normalisation" in help_text
+
+
+@pytest.mark.parametrize("command", ["fit", "sample"])
+def test_fit_and_sample_reject_bad_configs_in_one_line(tmp_path, capsys, command):
+    pytest.importorskip("numpyro")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[priors]\nalpha = { uniform = [2.0, 2.8] }\n[data]\nneutrinos = 'ANTARES'\n")
+    out = tmp_path / "out.h5"
+    assert cli.main([command, "--config", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown neutrino data set 'ANTARES'" in err and len(err.splitlines()) == 1
+    assert cli.main([command, "--config", str(tmp_path / "missing.toml"), "--out", str(out)]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fit_writes_best_fit_file(tmp_path):
+    pytest.importorskip("numpyro")
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text('[model]\nresolution = "coarse"\n[priors]\nlog10_LCR_erg_s = { uniform = [39.0, 42.0] }\n'
+                   '[data]\ncosmic_rays = ["CREAM-III"]\ncosmic_ray_mode = "measurement"\nneutrinos = "none"\n'
+                   'gamma_foreground = "none"\n[fit]\nstarts = 2\nmax_steps = 60\n')
+    out = tmp_path / "fit.h5"
+    assert cli.main(["fit", "--config", str(cfg), "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        best = f["best_fit"].attrs["log10_LCR_erg_s"]
+        err = f["best_fit"].attrs["log10_LCR_erg_s_laplace_error"]
+        assert 39.0 < best < 42.0 and 0 < err < 0.1
+        assert f["starts/neg_log_density"].shape == (2,)

@@ -1,0 +1,155 @@
+"""Inference: likelihood terms by hand, configuration errors, the log-density gradient,
+reproducibility, and parameter recovery from mock data (slow)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("numpyro")
+
+from corona_jax.errors import ConfigError  # noqa: E402
+from corona_jax.inference import config, likelihoods, model  # noqa: E402
+
+QUICK = """
+[model]
+resolution = "coarse"
+[priors]
+alpha = { uniform = [2.0, 2.8] }
+log10_LCR_erg_s = { uniform = [39.0, 42.0] }
+[data]
+cosmic_rays = ["AMS02", "KASCADE2011"]
+cosmic_ray_mode = "measurement"
+neutrino_mode = "component"
+gamma_mode = "component"
+[sampler]
+chains = 1
+warmup = 8
+samples = 6
+max_tree_depth = 3
+"""
+
+
+def test_likelihood_terms_by_hand():
+    m, d = jnp.array([3.0, 1.0]), jnp.array([2.0, 2.0])
+    lo, hi = jnp.array([0.5, 0.5]), jnp.array([1.0, 1.0])
+    # split normal: (3-2)/1 above (err_hi), (1-2)/0.5 below (err_lo)
+    assert float(likelihoods.split_normal(m, d, lo, hi)) == pytest.approx(-0.5 * (1.0 + 4.0))
+    # one-sided: only the row above the data counts
+    assert float(likelihoods.must_not_exceed(m, d, hi)) == pytest.approx(-0.5)
+    # upper limit as a half-normal with the limit as 1 sigma
+    assert float(likelihoods.upper_limits(jnp.array([2.0]), jnp.array([4.0]))) == pytest.approx(-0.125)
+    ul = jnp.array([False, True])
+    # bound: row 0 above its data by 1 sigma_hi; row 1 an upper limit 2 with model 1
+    assert float(likelihoods.spectrum(m, d, lo, hi, ul, "bound")) == pytest.approx(-0.5 - 0.5 * 0.25)
+    # measurement: the same here (row 0 is above), and below the data it counts too
+    below = jnp.array([1.5, 1.0])
+    assert float(likelihoods.spectrum(below, d, lo, hi, ul, "measurement")) == pytest.approx(-0.5 - 0.125)
+    assert float(likelihoods.spectrum(below, d, lo, hi, ul, "bound")) == pytest.approx(-0.125)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[model]\nresolution = 'coarse'\n[priors]\nalpha = { uniform = [2, 3] }\n[sampler]\nchainz = 2", "unknown key 'chainz'"),
+    ("[priors]\nbeta = { uniform = [2, 3] }", "unknown parameter 'beta'"),
+    ("[priors]\nalpha = { cauchy = [2, 3] }", "unknown form"),
+    ("[priors]\nalpha = { uniform = [3, 2] }", "low < high"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data]\ncosmic_rays = ['PAMELA']", "unknown cosmic-ray data set 'PAMELA'"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data]\ngamma_mode = 'maybe'", "gamma_mode must be one of"),
+    ("[priors]\nalpha = { uniform = [2, 3] \n", "not valid TOML"),
+    ("[model]\npreset = 'x'\n[priors]\nalpha = { uniform = [2, 3] }", "unknown preset"),
+    ("[model]\n", "at least one free parameter"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data.mock]\nseed = 1", "missing alpha"),
+])
+def test_bad_configuration_is_one_clear_error(text, message):
+    with pytest.raises(ConfigError, match=message):
+        config.parse_config(text)
+
+
+@pytest.fixture(scope="module")
+def quick_setup():
+    return model.build_setup(config.parse_config(QUICK))
+
+
+def test_log_density_gradient_matches_finite_differences(quick_setup):
+    log_density = model.log_density_fn(quick_setup)
+    theta = {"alpha": 2.45, "log10_LCR_erg_s": 40.6, "nu_astro_log10_norm": -17.7, "nu_astro_index": 2.6,
+             "fermi_foreground_eta": 0.3, "igrb_log10_norm": -6.6, "igrb_index": 2.3, "igrb_log10_cutoff_GeV": 2.5}
+    grad = jax.jit(jax.grad(log_density))(theta)
+    f = jax.jit(log_density)
+    for name, x in theta.items():
+        h = 1e-5 * max(abs(x), 1.0)
+        fd = float(f({**theta, name: x + h}) - f({**theta, name: x - h})) / (2 * h)
+        assert float(grad[name]) == pytest.approx(fd, rel=1e-4, abs=1e-6 * max(1.0, abs(fd))), name
+
+
+def test_same_seed_same_samples(quick_setup):
+    from corona_jax.inference import sample
+
+    a = sample.run_nuts(quick_setup, progress_bar=False).get_samples()
+    b = sample.run_nuts(quick_setup, progress_bar=False).get_samples()
+    for name in quick_setup.config.priors:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+    other = quick_setup._replace(config=dataclasses.replace(quick_setup.config, seed=7))
+    c = sample.run_nuts(other, progress_bar=False).get_samples()
+    assert not np.array_equal(np.asarray(a["alpha"]), np.asarray(c["alpha"]))
+
+
+def test_inference_data_groups(quick_setup):
+    from corona_jax.inference import sample
+
+    idata = sample.to_inference_data(sample.run_nuts(quick_setup, progress_bar=False), quick_setup)
+    for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive", "constant_data"):
+        assert hasattr(idata, group), group
+    for o in quick_setup.observed:
+        assert idata.posterior_predictive[o.name].shape[-1] == o.value.size
+        np.testing.assert_array_equal(idata.observed_data[o.name].values, o.value)
+
+
+MOCK = """
+[model]
+resolution = "coarse"
+[priors]
+alpha = {{ uniform = [2.0, 2.8] }}
+log10_Emax_GeV = {{ uniform = [6.0, 9.0] }}
+log10_LCR_erg_s = {{ uniform = [39.0, 42.0] }}
+[data]
+cosmic_rays = ["AMS02", "DAMPE", "CREAM-III", "KASCADE2011"]
+cosmic_ray_mode = "measurement"
+neutrinos = "none"
+gamma_mode = "measurement"
+[data.mock]
+seed = {seed}
+alpha = {alpha}
+log10_Emax_GeV = {emax}
+log10_LCR_erg_s = {lcr}
+[sampler]
+chains = 2
+warmup = 150
+samples = 150
+seed = {seed}
+max_tree_depth = 6
+[fit]
+starts = 3
+max_steps = 150
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("truth", [(2.3, 7.0, 40.2, 1), (2.6, 8.0, 41.2, 2)])
+def test_parameter_recovery_from_mock_data(truth):
+    """Mock data at known parameters with the real data's relative errors: the optax best fit
+    lands within 1 sigma (Laplace), the NUTS posterior covers the truth within 2 sigma."""
+    from corona_jax.inference import fit, sample
+
+    alpha, emax, lcr, seed = truth
+    setup = model.build_setup(config.parse_config(MOCK.format(alpha=alpha, emax=emax, lcr=lcr, seed=seed)))
+    values = {"alpha": alpha, "log10_Emax_GeV": emax, "log10_LCR_erg_s": lcr}
+    best = fit.best_fit(setup, progress=lambda s: None)
+    for name, true in values.items():
+        assert abs(best.best[name] - true) <= best.errors[name], (name, best.best[name], best.errors[name], true)
+    samples = sample.run_nuts(setup, progress_bar=False).get_samples()
+    for name, true in values.items():
+        s = np.asarray(samples[name])
+        assert abs(s.mean() - true) < 2 * s.std(), (name, s.mean(), s.std(), true)
