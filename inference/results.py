@@ -67,8 +67,13 @@ def corner_plot(idata, var_names, path):
             for j, xname in enumerate(var_names):
                 if j < i and xname in point and yname in point:
                     axes[i, j].plot(point[xname], point[yname], marks[name], color="red", ms=6, mfc="none", label=name)
-    axes[-1, 0].figure.legend(*axes[-1, 0].get_legend_handles_labels(), loc="upper right") if len(var_names) > 1 else None
     fig = axes.ravel()[0].figure
+    handles = {}
+    for ax in axes.ravel():
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(list(handles.values()), [f"paper: {k}" for k in handles], loc="upper right")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
