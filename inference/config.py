@@ -3,7 +3,10 @@
 Sections and keys (unknown ones are refused with one clear error):
 
 [model]    preset (fixed values of parameters without a prior), resolution
-[priors]   <parameter> = { uniform = [low, high] } or { normal = [mean, sd] }
+[priors]   <parameter> = { uniform = [low, high] } or { normal = [mean, sd] }; besides the
+           CoronaParams fields, log10_LCR_minus_log10_D0 (log10 of L_CR [erg/s] / D0 [cm^2/s])
+           may replace log10_LCR_erg_s: the local flux fixes this ratio, so sampling it and
+           log10_D0_cm2_s removes the strongest posterior correlation
 [data]     cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
            neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
            gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
@@ -20,6 +23,9 @@ from dataclasses import dataclass, field
 from corona_jax import grids
 from corona_jax.errors import ConfigError
 from corona_jax.params import PARAMETER_RANGES, PRESETS
+
+RATIO_PARAMETER = "log10_LCR_minus_log10_D0"
+PRIOR_RANGES = {**PARAMETER_RANGES, RATIO_PARAMETER: (-3.0, 24.0)}
 
 from . import datasets
 
@@ -86,15 +92,15 @@ def _number(value, where, integer=False, positive=False):
 
 
 def _prior(name, spec):
-    if name not in PARAMETER_RANGES:
-        raise ConfigError(f"unknown parameter '{name}' in [priors]; choose from {', '.join(PARAMETER_RANGES)}")
+    if name not in PRIOR_RANGES:
+        raise ConfigError(f"unknown parameter '{name}' in [priors]; choose from {', '.join(PRIOR_RANGES)}")
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ConfigError(f"prior of {name} must be {{ uniform = [low, high] }} or {{ normal = [mean, sd] }}")
     (kind, args), = spec.items()
     if kind not in ("uniform", "normal") or not isinstance(args, list) or len(args) != 2:
         raise ConfigError(f"prior of {name}: unknown form {spec!r}; use uniform = [low, high] or normal = [mean, sd]")
     a, b = (_number(x, f"prior of {name}") for x in args)
-    lo, hi = PARAMETER_RANGES[name]
+    lo, hi = PRIOR_RANGES[name]
     if kind == "uniform" and not (lo <= a < b <= hi):
         raise ConfigError(f"uniform prior of {name} must satisfy {lo} <= low < high <= {hi}, got [{a}, {b}]")
     if kind == "normal" and (b <= 0 or not lo < a < hi):
@@ -122,6 +128,8 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
     priors = {name: _prior(name, spec) for name, spec in raw.get("priors", {}).items()}
     if not priors:
         raise ConfigError(f"{source}: [priors] must give at least one free parameter")
+    if RATIO_PARAMETER in priors and "log10_LCR_erg_s" in priors:
+        raise ConfigError(f"[priors] may give {RATIO_PARAMETER} or log10_LCR_erg_s, not both")
     values["priors"] = priors
     data = raw.get("data", {})
     _check_keys(data, _SECTIONS["data"], "data")

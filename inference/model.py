@@ -32,7 +32,7 @@ from corona_jax.safe import safe_log
 from corona_jax.units import PROTON_MASS_GEV
 
 from . import datasets, likelihoods
-from .config import RunConfig
+from .config import RATIO_PARAMETER, RunConfig
 
 _BAND_NODES, _BAND_WEIGHTS = np.polynomial.legendre.leggauss(8)
 NU_PIVOT_GeV = 1.0e5
@@ -144,6 +144,15 @@ def _sample_priors(cfg: RunConfig):
     return values
 
 
+def corona_params(setup: Setup, values: dict):
+    """CoronaParams from the sampled values (the L_CR/D0 ratio, if sampled, turned into L_CR)."""
+    values = dict(values)
+    if RATIO_PARAMETER in values:
+        D0 = values.get("log10_D0_cm2_s", setup.base_params.log10_D0_cm2_s)
+        values["log10_LCR_erg_s"] = values.pop(RATIO_PARAMETER) + D0
+    return setup.base_params._replace(**values)
+
+
 def _uniform(name):
     lo, hi = NUISANCE_PRIORS[name]
     return numpyro.sample(name, dist.Uniform(lo, hi))
@@ -152,7 +161,7 @@ def _uniform(name):
 def corona_model(setup: Setup, adjoint: str = "discrete"):
     """NumPyro model: free corona parameters, nuisances, one factor per data set."""
     cfg = setup.config
-    params = setup.base_params._replace(**_sample_priors(cfg))
+    params = corona_params(setup, _sample_priors(cfg))
     pred = forward.forward(params, setup.forward_model, adjoint)
     model_values = predictions(pred, setup.forward_model, setup.observed)
     for o in setup.observed:
@@ -191,7 +200,7 @@ def predictive_values(setup: Setup, samples: dict, chunk=64):
     n = len(samples[names[0]])
 
     def one(values):
-        params = setup.base_params._replace(**values)
+        params = corona_params(setup, values)
         return predictions(forward.forward(params, setup.forward_model), setup.forward_model, setup.observed)
 
     batched = jax.jit(jax.vmap(one))
@@ -208,7 +217,7 @@ def mock_observed(setup: Setup):
     """
     cfg = setup.config
     truth = {k: float(v) for k, v in cfg.mock.items() if k != "seed"}
-    params = validate_params(setup.base_params._replace(**truth))
+    params = validate_params(corona_params(setup, truth))
     pred = jax.jit(forward.forward)(params, setup.forward_model)
     values = predictions(pred, setup.forward_model, setup.observed)
     rng = np.random.default_rng(int(cfg.mock.get("seed", 0)))
