@@ -75,8 +75,8 @@ def _read_text(filename):
         raise DataError(f"data file {filename} is missing from the installation ({exc})") from None
 
 
-def parse_spectrum_csv(text: str, name: str):
-    """Parse header metadata and columns; DataError names the file and the problem."""
+def _split_header(text: str):
+    """('key: value' metadata of the '#' header, the CSV lines below it)."""
     meta, rows = {}, []
     for line in text.splitlines():
         if line.startswith("#"):
@@ -86,6 +86,12 @@ def parse_spectrum_csv(text: str, name: str):
                 meta.setdefault(key.strip(), value.strip())
         elif line.strip():
             rows.append(line)
+    return meta, rows
+
+
+def parse_spectrum_csv(text: str, name: str):
+    """Parse header metadata and columns; DataError names the file and the problem."""
+    meta, rows = _split_header(text)
     if not rows:
         raise DataError(f"{name}: no table found")
     table = list(csv.DictReader(io.StringIO("\n".join(rows))))
@@ -191,17 +197,7 @@ def load_gamma_bands(foreground_model: str = "A") -> BandData:
     """The Fermi-LAT IGRB (Ackermann et al. 2015) integrated over its 26 bands, for model A, B or C."""
     if foreground_model not in FOREGROUND_MODELS:
         raise DataError(f"unknown Fermi-LAT foreground model {foreground_model!r}; choose A, B or C")
-    text = _read_text(FERMI_BANDS_FILE)
-    meta = {}
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            body = line[1:].strip()
-            if ":" in body and not line.startswith("#   "):
-                key, value = body.split(":", 1)
-                meta.setdefault(key.strip(), value.strip())
-        elif line.strip():
-            rows.append(line)
+    meta, rows = _split_header(_read_text(FERMI_BANDS_FILE))
     table = [r for r in csv.DictReader(io.StringIO("\n".join(rows))) if r.get("model") == foreground_model]
     needed = ("Emin_GeV", "Emax_GeV", "IGRB_int", "IGRB_err_lo", "IGRB_err_up", "IGRB_fgsyst_lo", "IGRB_fgsyst_up")
     if not table or any(c not in table[0] for c in needed) or "reference" not in meta:
