@@ -10,6 +10,8 @@ Run: python benchmarks/extragalactic.py
 3. Times: building the cascade matrix, and what the other galaxies add to a forward evaluation.
 """
 
+import os
+import sys
 import time
 
 import jax
@@ -18,6 +20,9 @@ import numpy as np
 
 from corona_jax import absorption, cascade, cosmology, extragalactic, forward, grids, params, tables
 from corona_jax.inference import datasets
+
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import best_of  # noqa: E402
 
 
 def standard_case():
@@ -82,13 +87,7 @@ def timings(repeat=20):
     other = jax.jit(extragalactic.extragalactic)
 
     def best(fn):
-        jax.block_until_ready(fn())
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn())
-            times.append(time.perf_counter() - t0)
-        return min(times) * 1e3
+        return best_of(fn, repeat)[0] * 1e3
 
     print("\n### Time added by the other galaxies (default resolution, 2-core CPU)\n")
     print(f"| forward, whole model | {best(lambda: run(p, model)):.2f} ms |")

@@ -6,26 +6,20 @@ value and gradient < 1.5 s on a 2-core CPU).
 """
 
 import argparse
+import os
+import sys
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from corona_jax import forward, grids, params, sky, transport
 from corona_jax.gas import gas_density_cells
 from corona_jax.interactions import emissivity
 
-
-def best_of(fn, repeat):
-    fn()  # compile
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import best_of  # noqa: E402
 
 
 def icecube_band_log_flux(p, model):

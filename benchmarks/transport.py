@@ -19,15 +19,7 @@ from corona_jax import cosmic_rays, grids, params, transport
 
 sys.path.insert(0, os.path.dirname(__file__))
 from numpy_transport import gradient_by_differences, solve_numpy  # noqa: E402
-
-
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+from timing import best_of  # noqa: E402
 
 
 def main():
