@@ -13,8 +13,10 @@ centre (zero face area at r = 0), outer face either outgoing (flux of a steady
 (L-stable, second order) after one backward-Euler step, uniform steps to
 t = 10 Gyr. The matrices do not depend on time, so each is factorised once
 (Thomas algorithm) and every step is one forward and one backward sweep, all
-energies at once. The time loop is a two-level checkpointed lax.scan, so the
-memory of reverse-mode gradients grows like sqrt(number of steps).
+energies at once. Reverse-mode gradients use the exact discrete adjoint: the
+states of every step are kept when they fit in STORED_STATES_MAX_BYTES (the
+default grid needs 20 MB), else the time loop is a two-level checkpointed
+lax.scan and memory grows like sqrt(number of steps).
 """
 
 import math
@@ -32,6 +34,7 @@ from .params import CoronaParams
 from .units import C_CM_S, GYR_S, MB_CM2, cm2_s_to_kpc2_gyr
 
 BOUNDARIES = ("outgoing", "absorbing", "reflecting")
+STORED_STATES_MAX_BYTES = 64e6  # the adjoint keeps all BDF2 states up to this size (default grid: 20 MB)
 HISTORIES = ("paper", "constant")
 
 
@@ -177,6 +180,11 @@ def _bdf2_blocks(n_steps):
     return rest, n_blocks, block
 
 
+def _keeps_every_state(source, n_steps):
+    """Whether the adjoint stores all states rather than recomputing sqrt(N) blocks."""
+    return n_steps * source.size * source.dtype.itemsize <= STORED_STATES_MAX_BYTES
+
+
 def _bdf2_run(bdf2, carry, coeffs, source):
     """BDF2 steps from carry (G_n, G_{n-1}); returns final carry and all new states."""
 
@@ -216,13 +224,17 @@ def _evolve_linear(euler_m, bdf2_m, source, coeffs):
     return _evolve_forward(euler_m, bdf2_m, source, coeffs)[0]
 
 
-def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False):
-    """Forward steps; returns G today and the states the adjoint restarts from.
+def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False, keep_states=False):
+    """Forward steps; returns G today and what the adjoint restarts from: every
+    BDF2 state (keep_states) or the carries at the starts of ~sqrt(N) blocks.
     remat=True rematerialises each block when JAX differentiates this function."""
     euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
     g1 = solve_factorised(euler, coeffs[0] * source)
-    rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
     carry = (g1, jnp.zeros_like(g1))
+    if keep_states:
+        (g_today, _), states = _bdf2_run(bdf2, carry, coeffs[1:], source)
+        return g_today, (g1, states)
+    rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
     carry, _ = _bdf2_run(bdf2, carry, coeffs[1 : 1 + rest], source)
 
     def run_block(c, cb):
@@ -238,15 +250,33 @@ def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False):
 
 
 def _evolve_fwd(euler_m, bdf2_m, source, coeffs):
-    g_today, (g1, block_starts) = _evolve_forward(euler_m, bdf2_m, source, coeffs)
-    return g_today, (euler_m, bdf2_m, source, coeffs, g1, block_starts)
+    keep = _keeps_every_state(source, coeffs.shape[0] - 1)
+    g_today, (g1, saved) = _evolve_forward(euler_m, bdf2_m, source, coeffs, keep_states=keep)
+    return g_today, (euler_m, bdf2_m, source, coeffs, g1, saved)
 
 
 def _evolve_bwd(res, g_bar):
-    euler_m, bdf2_m, source, coeffs, g1, block_starts = res
-    bdf2, bdf2_t = factorise(*bdf2_m), factorise_transposed(*bdf2_m)
+    """Adjoint of _evolve_linear; `saved` holds every BDF2 state, or (when they
+    would not fit) the carries at block starts, from which blocks are recomputed."""
+    euler_m, bdf2_m, source, coeffs, g1, saved = res
+    bdf2_t = factorise_transposed(*bdf2_m)
+    zeros = jnp.zeros_like(source)
+    if _keeps_every_state(source, coeffs.shape[0] - 1):
+        adj, acc, coeffs_bar = _bdf2_adjoint(bdf2_t, (g_bar, zeros), saved, coeffs[1:], source)
+    else:
+        adj, acc, coeffs_bar = _blockwise_adjoint(bdf2_m, bdf2_t, (g_bar, zeros), g1, saved, coeffs, source)
+    l_bar, d_bar, u_bar, s_bar = acc
+    # backward-Euler first step
+    r = solve_factorised(factorise_transposed(*euler_m), adj[0])
+    euler_bar = _tridiagonal_cotangent(r, g1)
+    coeffs_bar = jnp.concatenate([jnp.sum(r * source)[None], coeffs_bar])
+    return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0] * r, coeffs_bar
+
+
+def _blockwise_adjoint(bdf2_m, bdf2_t, adj, g1, block_starts, coeffs, source):
+    """Adjoint of the BDF2 steps, recomputing each block of states from its start."""
+    bdf2 = factorise(*bdf2_m)
     rest, n_blocks, block = _bdf2_blocks(coeffs.shape[0] - 1)
-    block_coeffs = coeffs[1 + rest :].reshape(n_blocks, block)
 
     def adjoint_block(c, xs):
         adj, acc = c
@@ -258,18 +288,14 @@ def _evolve_bwd(res, g_bar):
     zeros = jnp.zeros_like(source)
     (adj, acc), cbar_blocks = jax.lax.scan(
         adjoint_block,
-        ((g_bar, zeros), (zeros, zeros, zeros, zeros)),
-        (block_starts, block_coeffs),
+        (adj, (zeros, zeros, zeros, zeros)),
+        (block_starts, coeffs[1 + rest :].reshape(n_blocks, block)),
         reverse=True,
     )
     _, rest_states = _bdf2_run(bdf2, (g1, zeros), coeffs[1 : 1 + rest], source)
     adj, acc_r, cbar_rest = _bdf2_adjoint(bdf2_t, adj, rest_states, coeffs[1 : 1 + rest], source)
-    l_bar, d_bar, u_bar, s_bar = (a + b for a, b in zip(acc, acc_r))
-    # backward-Euler first step
-    r = solve_factorised(factorise_transposed(*euler_m), adj[0])
-    euler_bar = _tridiagonal_cotangent(r, g1)
-    coeffs_bar = jnp.concatenate([jnp.sum(r * source)[None], cbar_rest, cbar_blocks.reshape(-1)])
-    return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0] * r, coeffs_bar
+    acc = tuple(a + b for a, b in zip(acc, acc_r))
+    return adj, acc, jnp.concatenate([cbar_rest, cbar_blocks.reshape(-1)])
 
 
 _evolve_linear.defvjp(_evolve_fwd, _evolve_bwd)

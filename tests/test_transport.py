@@ -129,7 +129,10 @@ def test_gradient_of_log_j_matches_central_differences(default_model, field):
     assert g != 0.0
 
 
-def test_discrete_adjoint_equals_autodiff(default_model):
+@pytest.mark.parametrize("stored_bytes", [transport.STORED_STATES_MAX_BYTES, 0.0], ids=["all-states", "checkpoints"])
+def test_discrete_adjoint_equals_autodiff(default_model, monkeypatch, stored_bytes):
+    """Both ways of the adjoint (every state kept; sqrt(N) blocks recomputed) are exact."""
+    monkeypatch.setattr(transport, "STORED_STATES_MAX_BYTES", stored_bytes)
     p = params.preset("hard")
     loss = lambda q, adj: jnp.sum(jnp.log(transport.unit_spectrum_density(q, default_model, adj)[:, :80]))
     g1 = jax.grad(loss)(p, "discrete")
