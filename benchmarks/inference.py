@@ -28,6 +28,7 @@ def main():
     full = config.load_config(args.config)
     cfg = dataclasses.replace(full, warmup=args.warmup, samples=args.samples,
                               resolution=args.resolution or full.resolution)
+    sample.use_host_devices(cfg.chains)
     setup = model.build_setup(cfg)
     theta = {n: 0.5 * (p.a + p.b) if p.kind == "uniform" else p.a for n, p in cfg.priors.items()}
     theta.update({n: 0.0 for n in model.free_parameter_names(setup) if n not in theta})
@@ -38,7 +39,7 @@ def main():
         jax.block_until_ready(grad(theta))
     t_grad = (time.perf_counter() - t0) / 20
     t0 = time.perf_counter()
-    mcmc = sample.run_nuts(setup, progress_bar=False)
+    mcmc = sample.sample_posterior(setup, progress_bar=False)
     seconds = time.perf_counter() - t0
     steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
     idata = sample.to_inference_data(mcmc, setup)

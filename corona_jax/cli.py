@@ -182,12 +182,13 @@ def cmd_fit(args):
 def cmd_sample(args):
     config, _, model, results, sample = _inference_modules()
     cfg = config.load_config(args.config)
+    sample.use_host_devices(cfg.chains)
     out = output_path(args.out)
     setup = model.build_setup(cfg)
     print(f"NUTS: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} samples), "
           f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}")
     t0 = time.perf_counter()
-    mcmc = sample.run_nuts(setup, progress_bar=not args.no_progress)
+    mcmc = sample.sample_posterior(setup, progress_bar=not args.no_progress)
     seconds = time.perf_counter() - t0
     idata = sample.to_inference_data(mcmc, setup)
     names = model.free_parameter_names(setup)

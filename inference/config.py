@@ -12,7 +12,9 @@ Sections and keys (unknown ones are refused with one clear error):
            gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
            there plus noise with the real data's relative errors
-[sampler]  chains, warmup, samples, seed, target_accept, max_tree_depth
+[sampler]  chains, warmup, samples, seed, target_accept, max_tree_depth, init ('optimum':
+           chains start near the L-BFGS optimum with its inverse Hessian as the first mass
+           matrix, the default; 'prior': numpyro's random starts and a unit mass matrix)
 [fit]      starts, seed, max_steps, profile (parameter name), profile_points
 """
 
@@ -29,6 +31,7 @@ PRIOR_RANGES = {**PARAMETER_RANGES, RATIO_PARAMETER: (-3.0, 24.0)}
 
 from . import datasets
 
+SAMPLER_INITS = ("optimum", "prior")
 LIKELIHOOD_MODES = {"cosmic_ray_mode": ("bound", "measurement"),
                     "neutrino_mode": ("bound", "component", "measurement"),
                     "gamma_mode": ("bound", "component", "measurement")}
@@ -59,6 +62,7 @@ class RunConfig:
     seed: int = 0
     target_accept: float = 0.8
     max_tree_depth: int = 8
+    init: str = "optimum"
     starts: int = 8
     fit_seed: int = 0
     max_steps: int = 200
@@ -70,7 +74,7 @@ _SECTIONS = {
     "model": {"preset", "resolution"},
     "priors": None,  # any parameter name, checked below
     "data": {"cosmic_rays", "cosmic_ray_mode", "neutrinos", "neutrino_mode", "gamma_foreground", "gamma_mode", "mock"},
-    "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth"},
+    "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
 }
 
@@ -176,6 +180,10 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         if not 0 < t < 1:
             raise ConfigError("[sampler] target_accept must lie in (0, 1)")
         values["target_accept"] = float(t)
+    if "init" in sampler:
+        if sampler["init"] not in SAMPLER_INITS:
+            raise ConfigError(f"[sampler] init must be one of {', '.join(SAMPLER_INITS)}, got {sampler['init']!r}")
+        values["init"] = sampler["init"]
     fit = raw.get("fit", {})
     _check_keys(fit, _SECTIONS["fit"], "fit")
     for key in ("starts", "max_steps", "profile_points"):

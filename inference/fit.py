@@ -7,6 +7,7 @@ are respected. Laplace errors come from the Hessian in the constrained parameter
 computed with the autodiff adjoint (forward-over-reverse).
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -37,21 +38,20 @@ def _transforms(setup: Setup, key):
     return info.param_info.z, info.postprocess_fn
 
 
-def _lbfgs(objective, x0, max_steps, tol=1e-6, rtol=1e-12, patience=5):
+@functools.partial(jax.jit, static_argnums=0)
+def _lbfgs_step(objective, x, state):
+    """One optax L-BFGS step (compiled once per objective, reused by every start)."""
+    value, grad = optax.value_and_grad_from_state(objective)(x, state=state)
+    updates, state = optax.lbfgs().update(grad, state, x, value=value, grad=grad, value_fn=objective)
+    return optax.apply_updates(x, updates), state, value, grad
+
+
+def lbfgs(objective, x0, max_steps, tol=1e-6, rtol=1e-12, patience=5):
     """Minimise with optax L-BFGS until the gradient or the relative change of the objective is tiny."""
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(objective)
-
-    @jax.jit
-    def step(x, state):
-        value, grad = value_and_grad(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=objective)
-        return optax.apply_updates(x, updates), state, value, grad
-
-    x, state = x0, opt.init(x0)
+    x, state = x0, optax.lbfgs().init(x0)
     previous, quiet = np.inf, 0
     for i in range(max_steps):
-        x, state, value, grad = step(x, state)
+        x, state, value, grad = _lbfgs_step(objective, x, state)
         value = float(value)
         quiet = quiet + 1 if abs(previous - value) <= rtol * (1 + abs(value)) else 0
         previous = value
@@ -82,7 +82,7 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     runs = []
     for s in range(starts):
         x0 = jnp.asarray(rng.uniform(-1.5, 1.5, flat0.shape))  # unconstrained: spread over each prior's range
-        x, value, steps = _lbfgs(objective, x0, max_steps)
+        x, value, steps = lbfgs(objective, x0, max_steps)
         start = {k: float(v) for k, v in constrained(x0).items() if k in names}
         final = {k: float(v) for k, v in constrained(x).items() if k in names}
         runs.append((start, final, value, steps))
@@ -140,7 +140,7 @@ def profile_likelihood(setup, parameter, best, objective, constrained, unravel, 
     start = jnp.delete(jnp.zeros_like(flat0), index)
     for v in grid:
         u = jnp.asarray(to_unconstrained(jnp.asarray(v)))
-        x, value, _ = _lbfgs(lambda f: fixed_objective(f, u), start, max_steps)
+        x, value, _ = lbfgs(lambda f: fixed_objective(f, u), start, max_steps)
         start = x  # warm start along the profile
         full = jnp.concatenate([x[:index], u[None], x[index:]])
         values.append(value)

@@ -61,6 +61,7 @@ def test_likelihood_terms_by_hand():
     ("[model]\npreset = 'x'\n[priors]\nalpha = { uniform = [2, 3] }", "unknown preset"),
     ("[model]\n", "at least one free parameter"),
     ("[priors]\nalpha = { uniform = [2, 3] }\n[data.mock]\nseed = 1", "missing alpha"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[sampler]\ninit = 'map'", "init must be one of optimum, prior"),
 ])
 def test_bad_configuration_is_one_clear_error(text, message):
     with pytest.raises(ConfigError, match=message):
@@ -94,6 +95,29 @@ def test_same_seed_same_samples(quick_setup):
     other = quick_setup._replace(config=dataclasses.replace(quick_setup.config, seed=7))
     c = sample.run_nuts(other, progress_bar=False).get_samples()
     assert not np.array_equal(np.asarray(a["alpha"]), np.asarray(c["alpha"]))
+
+
+def test_warm_start_is_a_minimum_with_its_inverse_hessian(quick_setup):
+    """At the optimum the potential's gradient vanishes, and the initial inverse mass matrix is
+    the inverse of the Hessian, checked against central differences of the adjoint gradient."""
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    from corona_jax.inference import sample
+
+    setup = quick_setup._replace(config=dataclasses.replace(quick_setup.config, chains=2))
+    start = sample.warm_start(setup, seed=3, progress=lambda s: None)
+    x, unravel = ravel_pytree({k: jnp.asarray(v) for k, v in start.optimum.items()})
+    grad = jax.jit(jax.grad(lambda y: potential_energy(model.corona_model, (setup,), {}, unravel(y))))
+    assert float(jnp.max(jnp.abs(grad(x)))) < 1e-4
+    h = 1e-4
+    H = np.stack([(np.asarray(grad(x + h * e)) - np.asarray(grad(x - h * e))) / (2 * h) for e in np.eye(x.size)])
+    np.testing.assert_allclose(np.asarray(start.inverse_mass_matrix) @ H, np.eye(x.size), atol=1e-4)
+    for name, value in start.init_params.items():
+        assert value.shape == (2,) and np.all(np.isfinite(value)), name
+        assert float(value[0]) != float(value[1])  # each chain its own draw
+    samples = sample.run_nuts(setup, progress_bar=False, start=start).get_samples()
+    assert np.all(np.isfinite(np.asarray(samples["alpha"])))
 
 
 def test_inference_data_groups(quick_setup):
