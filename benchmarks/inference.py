@@ -9,6 +9,8 @@ second, and extrapolates the time of the configured full run.
 
 import argparse
 import dataclasses
+import os
+import sys
 import time
 
 import arviz as az
@@ -16,6 +18,9 @@ import jax
 import numpy as np
 
 from corona_jax.inference import config, model, sample
+
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import best_of  # noqa: E402
 
 
 def main():
@@ -33,13 +38,12 @@ def main():
     theta = {n: 0.5 * (p.a + p.b) if p.kind == "uniform" else p.a for n, p in cfg.priors.items()}
     theta.update({n: 0.0 for n in model.free_parameter_names(setup) if n not in theta})
     grad = jax.jit(jax.grad(model.log_density_fn(setup)))
-    jax.block_until_ready(grad(theta))
+    t_grad, _ = best_of(lambda: grad(theta), 20)
     t0 = time.perf_counter()
-    for _ in range(20):
-        jax.block_until_ready(grad(theta))
-    t_grad = (time.perf_counter() - t0) / 20
+    start = sample.warm_start(setup, cfg.seed, progress=lambda s: None) if cfg.init == "optimum" else None
+    t_start = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mcmc = sample.sample_posterior(setup, progress_bar=False)
+    mcmc = sample.run_nuts(setup, progress_bar=False, start=start)
     seconds = time.perf_counter() - t0
     steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
     idata = sample.to_inference_data(mcmc, setup)
@@ -48,6 +52,7 @@ def main():
     print(f"{cfg.resolution} resolution, {cfg.chains} chains ({sample.chain_method(cfg.chains)}), "
           f"{cfg.warmup} + {cfg.samples} iterations (includes compilation)")
     print(f"| log-density gradient, one point | {t_grad * 1e3:.1f} ms |")
+    print(f"| warm start ([sampler] init = {cfg.init!r}, includes compilation) | {t_start:.1f} s |")
     print(f"| NUTS iteration (all chains together) | {seconds / iterations * 1e3:.0f} ms |")
     print(f"| mean leapfrog steps per iteration | {steps.mean():.1f} |")
     print(f"| time per leapfrog step, all chains | {seconds / (iterations * steps.mean()) * 1e3:.1f} ms |")

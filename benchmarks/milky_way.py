@@ -5,7 +5,6 @@ Prints a markdown table for benchmarks/RESULTS.md (targets, issue 3: forward < 0
 value and gradient < 1.5 s on a 2-core CPU).
 """
 
-import argparse
 import os
 import sys
 import platform
@@ -19,7 +18,7 @@ from corona_jax.gas import gas_density_cells
 from corona_jax.interactions import emissivity
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import best_of  # noqa: E402
+from timing import arguments, best_of  # noqa: E402
 
 
 def icecube_band_log_flux(p, model):
@@ -31,10 +30,7 @@ def icecube_band_log_flux(p, model):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--resolution", default="default")
-    ap.add_argument("--repeat", type=int, default=20)
-    args = ap.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     res = grids.resolution(args.resolution)
     p = jax.tree.map(jnp.asarray, params.preset("baseline"))
     t0 = time.perf_counter()

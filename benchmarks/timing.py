@@ -1,5 +1,6 @@
 """Wall-clock timing shared by the benchmark scripts."""
 
+import argparse
 import time
 
 import jax
@@ -17,3 +18,11 @@ def best_of(fn, repeat, warm_up=True):
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
     return min(times), float(np.median(times))
+
+
+def arguments(description):
+    """Command line of the timing scripts: --resolution (default 'default') and --repeat (20)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--resolution", default="default")
+    ap.add_argument("--repeat", type=int, default=20)
+    return ap.parse_args()

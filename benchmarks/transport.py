@@ -4,7 +4,6 @@ Run: python benchmarks/transport.py [--resolution default] [--repeat 20]
 Prints a markdown table for benchmarks/RESULTS.md.
 """
 
-import argparse
 import os
 import platform
 import resource
@@ -19,14 +18,11 @@ from corona_jax import cosmic_rays, grids, params, transport
 
 sys.path.insert(0, os.path.dirname(__file__))
 from numpy_transport import gradient_by_differences, solve_numpy  # noqa: E402
-from timing import best_of  # noqa: E402
+from timing import arguments, best_of  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--resolution", default="default")
-    ap.add_argument("--repeat", type=int, default=20)
-    args = ap.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     res = grids.resolution(args.resolution)
     p = params.preset("baseline")
     model = transport.build_transport_model(res)

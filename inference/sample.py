@@ -38,7 +38,6 @@ class WarmStart(NamedTuple):
     init_params: dict  # site -> (chains,) unconstrained values
     inverse_mass_matrix: object  # (d, d), sites in sorted order, or None
     optimum: dict  # site -> unconstrained value at the lowest potential found
-    optimum_potential: float
 
 
 def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) -> WarmStart:
@@ -62,7 +61,7 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
         x, value, steps = lbfgs(potential, jnp.asarray(rng.uniform(-2.0, 2.0, flat0.shape)), max_steps)
         optima.append((value, x))
         progress(f"  warm start, chain {c + 1}: potential {value:.3f} after {steps} L-BFGS steps")
-    best_value, best_x = min(optima, key=lambda o: o[0])
+    _, best_x = min(optima, key=lambda o: o[0])
     H = np.asarray(jax.jit(jax.jacrev(jax.grad(potential)))(best_x))
     H = 0.5 * (H + H.T)
     if np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0):
@@ -75,7 +74,7 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
     index = {n: int(i) for n, i in unravel(jnp.arange(len(names), dtype=float)).items()}
     init = {n: jnp.asarray(starts[:, i]) for n, i in index.items()}
     optimum = {n: float(best_x[i]) for n, i in index.items()}
-    return WarmStart(init, None if inverse_mass is None else jnp.asarray(inverse_mass), optimum, float(best_value))
+    return WarmStart(init, None if inverse_mass is None else jnp.asarray(inverse_mass), optimum)
 
 
 def sample_posterior(setup: Setup, progress_bar=True, progress=print) -> MCMC:
