@@ -30,7 +30,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from . import absorption, cosmology
-from .units import C_CM_S, ELECTRON_MASS_GEV, K_BOLTZMANN_GEV_K, T_CMB_K
+from .units import ELECTRON_MASS_GEV, K_BOLTZMANN_GEV_K, T_CMB_K
 
 PER_DECADE = 40  # internal energy nodes per decade; sets the redshift step too
 E_MIN_GeV = 1.0e-8  # lowest photon energy followed
@@ -189,18 +189,13 @@ def cascade_matrix(E_model_GeV, cosmo: cosmology.Cosmology, ebl_table, progress=
     T(z) the cascade transfer from redshift z to today, on the step redshifts (trapezoid in x).
     stellar_mass_density: z -> rho* [M_sun Mpc^-3]; default Madau & Dickinson (2014).
     """
-    from .units import M_STAR_MW_MSUN
-
     grid = cascade_grid(cosmo.z_max)
     P = injection_matrix(grid, E_model_GeV)
     R = observation_matrix(grid, E_model_GeV)
 
     tau = optical_depth(cosmo, ebl_table)
-    rho = stellar_mass_density or (lambda z: cosmology.stellar_mass_density_Msun_Mpc3(z, cosmo))
-    weights = log_redshift_weights(grid.z, cosmo.z_max)
-    mpc3 = cosmology.MPC_CM**3
-    factor = (C_CM_S / (4 * math.pi)) * weights * rho(grid.z) / (
-        M_STAR_MW_MSUN * mpc3 * cosmology.hubble_per_s(grid.z, cosmo))
+    factor = cosmology.galaxy_intensity_weights_cm2_sr(
+        grid.z, log_redshift_weights(grid.z, cosmo.z_max), cosmo, stellar_mass_density)
     # Horner: X = f_0 P + M_1 (f_1 P + M_2 (f_2 P + ...)), with and without cascade
     X_full = factor[-1] * P
     X_surv = factor[-1] * P

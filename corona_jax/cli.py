@@ -63,16 +63,17 @@ def _add_model_options(parser):
 
 
 def cmd_transport(args):
-    from . import output, plots, transport
-    from .forward import run_cosmic_rays
+    from . import output, plots
+    from .drivers import run_cosmic_rays
+    from .model import build_model
 
     params = _params_from_args(args)
     res = grids.resolution(args.resolution)
     out = output.check_writable(args.out)
     names, datasets = _cr_datasets(args)
-    model = transport.build_transport_model(res)
+    model = build_model(resolution=res)
     t0 = time.perf_counter()
-    result = run_cosmic_rays(params, res, args.normalisation, datasets, model)
+    result = run_cosmic_rays(params, model, args.normalisation, datasets)
     print(f"transport solved ({len(result.E_GeV)} energies x {len(result.r_kpc)} cells x "
           f"{res.n_t} steps) in {time.perf_counter() - t0:.1f} s (including compilation)")
     _report_normalisation(result, names)
@@ -82,14 +83,14 @@ def cmd_transport(args):
         for D0 in (1.2e29, 4.0e30):
             if not math.isclose(D0, 10**params.log10_D0_cm2_s, rel_tol=1e-6):
                 other = params._replace(log10_D0_cm2_s=math.log10(D0))
-                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, res, args.normalisation, datasets, model)
+                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, model, args.normalisation, datasets)
         for path in plots.transport_figures(results, datasets, args.plot):
             print(f"wrote {path}")
     return 0
 
 
 def _cr_datasets(args):
-    from .inference.datasets import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
+    from .observations import DEFAULT_CR_DATASETS, load_cosmic_ray_dataset
 
     names = DEFAULT_CR_DATASETS if args.cr_data is None else tuple(
         n.strip() for n in args.cr_data.split(",") if n.strip()
@@ -108,8 +109,10 @@ def _report_normalisation(result, names):
 
 def cmd_forward(args):
     from . import output, plots, sky
-    from .forward import NEUTRINO_FLAVOURS, build_forward_model, run_forward, xi_report
-    from .inference.datasets import load_gamma_dataset, load_neutrino_dataset
+    from .drivers import run_forward, xi_report
+    from .forward import NEUTRINO_FLAVOURS
+    from .model import build_model
+    from .observations import load_gamma_dataset, load_neutrino_dataset
 
     params = _params_from_args(args)
     res = grids.resolution(args.resolution)
@@ -120,20 +123,21 @@ def cmd_forward(args):
     if args.healpix_nside is not None:
         sky.healpix_map([1.0, 1.0], [0.0, math.pi], args.healpix_nside)  # without healpy: fail before the run
     t0 = time.perf_counter()
-    model = build_forward_model(res)
-    print(f"[1/3] model built ({len(model.E_secondary_GeV)} gamma/nu energies, {len(model.psi_rad)} directions, "
+    model = build_model(resolution=res)
+    print(f"[1/3] model built ({len(model.milky_way.E_secondary_GeV)} gamma/nu energies, "
+          f"{len(model.milky_way.psi_rad)} directions, "
           f"pp table, CMB and EBL absorption, cascade matrix) in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    result = run_forward(params, res, args.normalisation, datasets, model)
+    result = run_forward(params, model, args.normalisation, datasets)
     cr = result.cosmic_rays
     print(f"[2/3] transport, Milky Way sky and other galaxies computed in {time.perf_counter() - t0:.1f} s "
           f"(including compilation)")
     _report_normalisation(cr, names)
-    E = result.model.E_secondary_GeV
+    E = np.asarray(model.milky_way.E_secondary_GeV)
     mw, tot = result.milky_way, result.total
     print("      E^2 I [GeV cm^-2 s^-1 sr^-1]: MW sky mean | isotropic total (MW anticentre + galaxies)")
     for e in (1.0, 100.0, 1.0e5):
-        k = int(abs(np.log(E / e)).argmin())
+        k = grids.nearest_index(E, e)
         print(f"      E = {E[k]:8.3g} GeV: gamma {E[k] ** 2 * mw.sky_mean_gamma[k]:.3e} | {E[k] ** 2 * tot.gamma[k]:.3e}; "
               f"nu per flavour {E[k] ** 2 * mw.sky_mean_nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e} | "
               f"{E[k] ** 2 * tot.nu_all_flavour[k] / NEUTRINO_FLAVOURS:.3e}; dipole {mw.dipole_gamma[k]:.2f}")
@@ -142,8 +146,8 @@ def cmd_forward(args):
           f"(alpha = {xi['xi_alpha']:.2f}), {xi['xi_full_model']:.3g} in the full model")
     maps = None
     if args.healpix_nside is not None:
-        k = int(abs(np.log(E / args.map_E_GeV)).argmin())
-        psi = np.asarray(model.psi_rad)
+        k = grids.nearest_index(E, args.map_E_GeV)
+        psi = np.asarray(model.milky_way.psi_rad)
         maps = {"nside": args.healpix_nside, "E_GeV": float(E[k]),
                 "gamma": sky.healpix_map(result.milky_way.gamma[:, k], psi, args.healpix_nside),
                 "nu_per_flavour": sky.healpix_map(result.milky_way.nu_all_flavour[:, k] / NEUTRINO_FLAVOURS,
@@ -237,7 +241,7 @@ def build_parser():
     p.add_argument("--plot", metavar="DIR", help="write Figs. 1-3 and the local-flux plot as PNG into DIR")
     p.set_defaults(func=cmd_transport)
 
-    from .inference.datasets import DEFAULT_GAMMA_DATASET, DEFAULT_NEUTRINO_DATASET, GAMMA_DATASETS, NEUTRINO_DATASETS
+    from .observations import DEFAULT_GAMMA_DATASET, DEFAULT_NEUTRINO_DATASET, GAMMA_DATASETS, NEUTRINO_DATASETS
 
     p = sub.add_parser("forward", help="gamma rays and neutrinos from the Milky Way and all other coronae (Figs. 4-7)",
                        description="Cosmic-ray transport, pp emissivity, lines of sight from the Sun and the "

@@ -5,7 +5,7 @@ GeV^-1 cm^-3 s^-1, so that j = A E^-alpha exp(-E/E_max) G [GeV^-1 cm^-3].
 
 Two ways to fix A:
 * by the present-day luminosity L_CR = int_{E > 1 GeV} E Q dE dV [erg/s] at
-  t = today (physics.md sec. 2), the parameter log10_LCR_erg_s;
+  t = today (docs/physics.md sec. 2), the parameter log10_LCR_erg_s;
 * by the paper's rule ("saturating normalisation"): the largest A for which the
   local flux beta c j(E, R_sun) / 4 pi stays below every observed point.
 """
@@ -21,7 +21,7 @@ from .errors import DataError
 from .params import CoronaParams
 from .safe import safe_log
 from .transport import TransportModel
-from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV, R_SUN_KPC
+from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
 _CUTOFF_TAIL = math.log(100.0)  # integrate to E = 100 E_max (exp(-100) is negligible)
@@ -74,9 +74,9 @@ def proton_beta(E_GeV):
     return jnp.sqrt(1.0 - (PROTON_MASS_GEV / E_GeV) ** 2)
 
 
-def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, r_kpc=R_SUN_KPC):
-    """J(E) = beta c j(E, r) / 4 pi at r (default R_sun) [GeV^-1 cm^-2 s^-1 sr^-1]."""
-    j = at_radius(cr_density(params, model, G_Gyr), model, r_kpc)
+def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, observer_kpc):
+    """J(E) = beta c j(E, r) / 4 pi at the observer's radius [GeV^-1 cm^-2 s^-1 sr^-1]."""
+    j = at_radius(cr_density(params, model, G_Gyr), model, observer_kpc)
     return proton_beta(model.E_GeV) * C_CM_S * j / (4.0 * math.pi)
 
 
@@ -91,16 +91,16 @@ class Normalisation(NamedTuple):
     ratios: dict  # data set -> observed / model flux at A = 1, per point
 
 
-def normalise_to_data(params: CoronaParams, model: TransportModel, G_Gyr, datasets):
-    """The paper's rule: the largest A with J(E, R_sun) <= observed flux at every point.
+def normalise_to_data(params: CoronaParams, model: TransportModel, G_Gyr, datasets, observer_kpc):
+    """The paper's rule: the largest A with J(E, observer) <= observed flux at every point.
 
-    datasets: SpectralData (corona_jax.inference.datasets). Kinetic energies of direct
+    datasets: SpectralData (corona_jax.observations). Kinetic energies of direct
     data are turned into total energies; the model is interpolated in ln E.
     """
     if not datasets:
         raise DataError("the saturating normalisation needs at least one data set")
     E = model.E_GeV
-    G_sun = at_radius(G_Gyr, model, R_SUN_KPC)
+    G_sun = at_radius(G_Gyr, model, observer_kpc)
     log_flux_unit = (
         jnp.log(proton_beta(E) * C_CM_S * GYR_S / (4.0 * math.pi) * G_sun)
         + log_spectrum_shape(params, E)

@@ -11,10 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ConfigError
-
-MPC_CM = 3.0856775814913673e24  # megaparsec [cm]
-KM_CM = 1.0e5
-YEAR_S = 3.15576e7  # Julian year [s]
+from .units import C_CM_S, KM_CM, M_STAR_MW_MSUN, MPC_CM, YEAR_S
 
 
 class Cosmology(NamedTuple):
@@ -48,8 +45,6 @@ def hubble_per_s(z, c: Cosmology = Cosmology()):
 
 def distance_per_redshift_cm(z, c: Cosmology = Cosmology()):
     """Proper distance per unit redshift along a light ray, dl/dz = c / ((1+z) H(z)) [cm]."""
-    from .units import C_CM_S
-
     return C_CM_S / ((1 + np.asarray(z, dtype=float)) * hubble_per_s(z, c))
 
 
@@ -67,3 +62,17 @@ def stellar_mass_density_Msun_Mpc3(z, c: Cosmology = Cosmology(), n=4000, z_top=
     cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(x))])
     formed_before = cumulative[-1] - np.interp(np.log1p(np.asarray(z, dtype=float)), x, cumulative)
     return (1 - c.return_fraction) * formed_before
+
+
+def galaxy_intensity_weights_cm2_sr(z, weights, c: Cosmology = Cosmology(), stellar_mass_density=None):
+    """(c / 4 pi) w_k rho*(z_k) / (M*_MW H(z_k)) [cm^-2 sr^-1]: the redshift weights of all other galaxies.
+
+    Each galaxy is the Milky Way scaled by stellar mass, so the intensity today is
+    I(E0) = sum_k W_k L((1+z_k) E0) for the Milky Way's spectral luminosity L [GeV^-1 s^-1],
+    with w_k the weights of a redshift quadrature rule (docs/physics.md sec. 5). The one
+    definition used by the redshift integral and by the cascade matrix.
+
+    stellar_mass_density: optional z -> rho* [M_sun Mpc^-3]; default Madau & Dickinson (2014).
+    """
+    rho = stellar_mass_density or (lambda zz: stellar_mass_density_Msun_Mpc3(zz, c))
+    return (C_CM_S / (4 * math.pi)) * weights * rho(z) / (M_STAR_MW_MSUN * MPC_CM**3 * hubble_per_s(z, c))

@@ -1,4 +1,4 @@
-"""Coronae of all other galaxies: the redshift integral with absorption and cascades (physics.md sec. 5).
+"""Coronae of all other galaxies: the redshift integral with absorption and cascades (docs/physics.md sec. 5).
 
 Each galaxy is the Milky Way scaled by stellar mass, so the comoving emissivity is
 eps(E, z) = rho*(z) L(E) / M*_MW with L the Milky Way's spectral luminosity, and
@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import absorption, cosmology, tables
+from . import absorption, cosmology, grids, tables
 from .safe import safe_log
-from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, R_SUN_KPC
+from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, MPC_CM, R_SUN_KPC
 
 N_REDSHIFTS = 400  # nodes of the fine redshift integral
 
@@ -45,24 +45,24 @@ def redshift_nodes(z_max, n=N_REDSHIFTS):
 
 
 def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade=True,
-                              stellar_mass_density=None) -> ExtragalacticModel:
+                              stellar_mass_density=None, ebl=None, cascade_table=None) -> ExtragalacticModel:
     """Interpolation indices, weights with rho*(z) / H(z) and e^-tau, and the cascade matrix (numpy).
 
     stellar_mass_density: optional callable z -> rho* [M_sun Mpc^-3] replacing Madau & Dickinson
-    (then the stored cascade matrix, built with the default, is refused).
+    (then the stored cascade matrix, built with the default, is refused). ebl: an EBLTable and
+    cascade_table: the path of a cascade-matrix file (defaults: the shipped ones).
     """
     cosmology.validate_cosmology(cosmo)
     E = np.asarray(E_s_GeV, dtype=float)
     z, dz = redshift_nodes(cosmo.z_max)
-    rho = (stellar_mass_density or (lambda zz: cosmology.stellar_mass_density_Msun_Mpc3(zz, cosmo)))(z)
-    per_z = (C_CM_S / (4 * math.pi)) * dz * rho / (M_STAR_MW_MSUN * cosmology.MPC_CM**3 * cosmology.hubble_per_s(z, cosmo))
+    per_z = cosmology.galaxy_intensity_weights_cm2_sr(z, dz, cosmo, stellar_mass_density)
     emitted = E[:, None] * (1 + z)[None, :]
     pos = np.interp(np.log(emitted), np.log(E), np.arange(E.size), right=np.inf)
     inside = np.isfinite(pos)  # emitted above the grid's top: no emission there (L = 0)
     lower = np.clip(np.floor(np.where(inside, pos, 0)).astype(int), 0, E.size - 2)
     frac = np.where(inside, pos - lower, 0.0)
     weight_nu = np.where(inside, per_z[None, :], 0.0)
-    tau = absorption.tau_ebl(E, z, tables.load_ebl_table()) + absorption.tau_cmb(E, z, cosmo)
+    tau = absorption.tau_ebl(E, z, ebl or tables.load_ebl_table()) + absorption.tau_cmb(E, z, cosmo)
     weight_gamma = weight_nu * np.exp(-tau)
     if with_cascade:
         if stellar_mass_density is not None:
@@ -70,7 +70,7 @@ def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade
 
             raise ConfigError("the stored cascade matrix assumes Madau & Dickinson rho*(z); "
                               "use with_cascade=False with another stellar-mass density")
-        C = tables.load_cascade_matrix(E, cosmo)
+        C = tables.load_cascade_matrix(E, cosmo, cascade_table)
     else:
         C = np.zeros((E.size, E.size))
     return ExtragalacticModel(jnp.asarray(lower), *(jnp.asarray(a, dtype=jnp.float64) for a in (frac, weight_nu, weight_gamma, C)))
@@ -106,15 +106,10 @@ def extragalactic(model: ExtragalacticModel, L_gamma, L_nu_all) -> Extragalactic
     )
 
 
-def spectral_luminosity(q_per_GeV_cm3_s, volumes_kpc3):
-    """L(E) = int q 4 pi r^2 dr [GeV^-1 s^-1] from q (N_s, N_r); volumes are cell volume / 4 pi [kpc^3]."""
-    return q_per_GeV_cm3_s @ (4.0 * math.pi * volumes_kpc3 * KPC_CM**3)
-
-
 def xi_paper(cr_density_r, n_gas_cm3, faces_kpc, alpha, cosmo=cosmology.Cosmology(), R_sun_kpc=R_SUN_KPC):
     """The paper's xi = j_MW / j_EG (Sec. IV) for a power law dN/dE ~ E^-alpha (numpy).
 
-    Dimensionless reading (physics.md sec. 5): xi = M*_MW I_MW / (4 pi c I_z I_V) with
+    Dimensionless reading (docs/physics.md sec. 5): xi = M*_MW I_MW / (4 pi c I_z I_V) with
     I_MW = int_{R_sun}^{R_max} n n_g dr (towards the anticentre), I_V = int_0^{R_max} n n_g r^2 dr,
     I_z = (1/H0) int_0^{z_max} rho*(z) (1+z)^-alpha / E(z) dz; n = CR density at one energy,
     on the cells (faces_kpc), constant within each cell.
@@ -126,6 +121,22 @@ def xi_paper(cr_density_r, n_gas_cm3, faces_kpc, alpha, cosmo=cosmology.Cosmolog
     I_V = np.sum(n_ng * (faces[1:] ** 3 - faces[:-1] ** 3) / 3.0) * KPC_CM**3
     z, dz = redshift_nodes(cosmo.z_max, 4000)
     E_z = np.sqrt(cosmo.Omega_M * (1 + z) ** 3 + cosmo.Omega_L)
-    rho = cosmology.stellar_mass_density_Msun_Mpc3(z, cosmo) / cosmology.MPC_CM**3
+    rho = cosmology.stellar_mass_density_Msun_Mpc3(z, cosmo) / MPC_CM**3
     I_z = np.sum(dz * rho * (1 + z) ** (-alpha) / E_z) / cosmology.hubble_per_s(0.0, cosmo)
     return M_STAR_MW_MSUN * I_MW / (4 * math.pi * C_CM_S * I_z * I_V)
+
+
+def xi_report(emissivity_nu, luminosity_nu, anticentre_nu, other_nu, E_secondary_GeV, faces_kpc,
+              cosmo=cosmology.Cosmology(), observer_kpc=R_SUN_KPC, E_GeV=1.0e5) -> dict:
+    """The paper's xi = j_MW / j_EG at one neutrino energy (numpy), two ways: by its formula with
+    the local power-law index alpha = -dlnL/dlnE (xi_paper), and from the full model as the
+    Milky Way anticentre over all other galaxies. Arrays: q (N_s, N_r), L, I_anticentre and
+    I_other (N_s,) of the neutrinos; the cosmology and observer the model was built with."""
+    E = np.asarray(E_secondary_GeV)
+    k = grids.nearest_index(E, E_GeV)
+    L = np.asarray(luminosity_nu)
+    alpha = -float(np.log(L[k + 1] / L[k - 1]) / np.log(E[k + 1] / E[k - 1]))
+    q = np.asarray(emissivity_nu)[k]  # proportional to n_CR n_g
+    xi = xi_paper(q, np.ones_like(q), np.asarray(faces_kpc), alpha, cosmo, observer_kpc)
+    full = float(np.asarray(anticentre_nu)[k] / np.asarray(other_nu)[k])
+    return {"xi_E_GeV": float(E[k]), "xi_alpha": alpha, "xi_paper_formula": float(xi), "xi_full_model": full}

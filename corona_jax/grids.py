@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ConfigError
+from .units import PROTON_MASS_GEV
 
 SOURCE_RADIUS_KPC = 5.0  # r_Q of Eq. (5)
 GAS_EDGE_KPC = 250.0  # the default R_max
@@ -45,7 +46,7 @@ class Resolution:
     def validate(self) -> "Resolution":
         if not (0 < self.E_min_GeV < self.E_max_GeV) or not math.isfinite(self.E_max_GeV):
             raise ConfigError(f"energy range [{self.E_min_GeV}, {self.E_max_GeV}] GeV is not valid")
-        if self.E_min_GeV <= 0.938272:
+        if self.E_min_GeV <= PROTON_MASS_GEV:
             raise ConfigError("E_min_GeV is a total energy and must exceed the proton mass")
         if not 0 < self.E_secondary_min_GeV < self.E_max_GeV:
             raise ConfigError(f"E_secondary_min_GeV must lie in (0, {self.E_max_GeV}) GeV")
@@ -124,3 +125,8 @@ def volume_fraction_inside(faces_kpc, radius_kpc, xp=np):
     """Fraction of each cell's volume at r < radius (differentiable in radius)."""
     lo3, hi3 = faces_kpc[:-1] ** 3, faces_kpc[1:] ** 3
     return xp.clip((radius_kpc**3 - lo3) / (hi3 - lo3), 0.0, 1.0)
+
+
+def nearest_index(E_grid_GeV, E_GeV) -> int:
+    """Index of the grid energy closest to E_GeV in ln E."""
+    return int(np.argmin(np.abs(np.log(np.asarray(E_grid_GeV) / E_GeV))))

@@ -16,12 +16,13 @@ from .units import C_CM_S, MB_CM2, PROTON_MASS_GEV
 PION_THRESHOLD_KINETIC_GEV = 0.2797  # E_th = 2 m_pi + m_pi^2 / (2 m_p) (Kafexhiu+ 2014)
 
 
-def sigma_inelastic_mb(E_GeV):
+def sigma_inelastic_mb(E_GeV, pp: tables.PPTables = None):
     """Inelastic pp cross section [mb] at proton total energy E [GeV] (numpy).
 
-    Exact at the table's nodes, linear in ln E between them; zero below threshold.
+    Exact at the nodes of the pp table (default: the shipped one), linear in ln E between
+    them; zero below threshold.
     """
-    t = tables.load_pp_tables()
+    t = tables.load_pp_tables() if pp is None else pp
     E = np.asarray(E_GeV, dtype=float)
     if np.any(E > t.E_p_GeV[-1] * (1 + 1e-9)):
         raise ConfigError(f"sigma_pp is tabulated up to {t.E_p_GeV[-1]:g} GeV; E_max_GeV must not exceed it")
@@ -29,13 +30,13 @@ def sigma_inelastic_mb(E_GeV):
     return np.where(E - PROTON_MASS_GEV > PION_THRESHOLD_KINETIC_GEV, sigma, 0.0)
 
 
-def emission_matrix(secondary, E_p_GeV, E_s_GeV):
+def emission_matrix(secondary, E_p_GeV, E_s_GeV, pp: tables.PPTables = None):
     """K[s, p] = c w_p dsigma/dE_s(E_p, E_s) [cm^3 s^-1], so that q = n_g K @ j (numpy).
 
     w_p: trapezoid weights in ln E_p on the model's proton grid [GeV]; both grids must
-    lie on the pp table's nodes. secondary: 'gamma' or 'nu_all'.
+    lie on the nodes of the pp table (default: the shipped one). secondary: 'gamma' or 'nu_all'.
     """
-    t = tables.load_pp_tables()
+    t = tables.load_pp_tables() if pp is None else pp
     ip = tables.grid_indices(t.E_p_GeV, E_p_GeV, "proton")
     is_ = tables.grid_indices(t.E_s_GeV, E_s_GeV, "secondary")
     dsigma = t.dsigma_dE_mb_per_GeV[secondary][np.ix_(ip, is_)]  # (N_p, N_s)

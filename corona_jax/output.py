@@ -1,9 +1,11 @@
-"""The result file (HDF5): groups /grids, /gas, /cr and /milky_way, with a `units` attribute on
-every dataset and the parameters, resolution and versions as root attributes.
-Written to a temporary file beside the target and renamed, so an existing file
-is never left half-written."""
+"""The result file (HDF5): groups /grids, /gas, /cr, /milky_way, /extragalactic and /total, with a
+`units` attribute on every dataset; the parameters, the model configuration (ModelConfig:
+resolution, boundary, history, observer, cosmology, tables, adjoint) and the versions as root
+attributes. Every file of the package is written through `atomic_write`: to a temporary file
+beside the target, renamed over it only once complete, so an existing file is never left
+half-written and no temporary file is left behind."""
 
-import dataclasses
+import contextlib
 import datetime
 import os
 import tempfile
@@ -12,9 +14,10 @@ import h5py
 import jax
 import numpy as np
 
+from . import tables
+from .drivers import CosmicRayResult, ForwardResult
 from .errors import OutputError
-from .forward import NEUTRINO_FLAVOURS, CosmicRayResult, ForwardResult
-from .units import R_SUN_KPC
+from .forward import NEUTRINO_FLAVOURS
 
 INTENSITY_UNITS = "GeV^-1 cm^-2 s^-1 sr^-1"
 
@@ -30,6 +33,26 @@ def check_writable(path: str) -> str:
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output directory {parent} is not writable")
     return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, suffix: str = ".tmp"):
+    """Yield a temporary path beside `path`; on success rename it over `path` (readable by
+    the group and others as the umask allows), on any error remove it. OSError -> OutputError."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _dataset(group, name, data, units, description):
@@ -57,17 +80,15 @@ def write_forward(path: str, result: ForwardResult, healpix_maps=None, xi=None) 
 
 
 def _write_extragalactic(f, result: ForwardResult, xi):
-    from .cosmology import Cosmology
-
     other, tot = result.extragalactic, result.total
     per = 1.0 / NEUTRINO_FLAVOURS
     g = f.create_group("extragalactic")
-    g.attrs["description"] = ("coronae of all other galaxies: the Milky Way scaled by stellar mass, "
-                              "rho*(z) of Madau & Dickinson (2014), z <= z_max")
-    for key, value in Cosmology()._asdict().items():
+    g.attrs["description"] = "coronae of all other galaxies: the Milky Way scaled by stellar mass, z <= z_max"
+    for key, value in result.model.config.cosmology._asdict().items():
         g.attrs[f"cosmology_{key}"] = value
-    g.attrs["ebl"] = "Inoue et al. (2013) baseline via ebltable; CMB added; tau_EBL = 0 below 1 GeV, " \
-                     "held at its 89.1 TeV value above"
+    ebl = tables.load_ebl_table(tables.table_path(result.model.config.ebl_table))
+    g.attrs["ebl"] = (f"{ebl.attrs.get('reference', 'unknown EBL model')}; CMB added; tau_EBL = 0 below "
+                      f"{ebl.E0_GeV[0]:.3g} GeV, held at its {ebl.E0_GeV[-1]:.3g} GeV value above")
     for key, value in xi.items():
         g.attrs[key] = value
     for name, data, what in [
@@ -87,11 +108,11 @@ def _write_extragalactic(f, result: ForwardResult, xi):
 
 
 def _write_milky_way(f, result: ForwardResult, healpix_maps):
-    m, mw = result.model, result.milky_way
+    m, mw = result.model.milky_way, result.milky_way
     _dataset(f["grids"], "E_secondary_GeV", m.E_secondary_GeV, "GeV", "gamma-ray and neutrino energy")
     _dataset(f["grids"], "psi_rad", m.psi_rad, "rad", "angle between the line of sight and the Galactic centre")
     g = f.create_group("milky_way")
-    g.attrs["observer_kpc"] = R_SUN_KPC
+    g.attrs["observer_kpc"] = result.model.config.observer_kpc
     g.attrs["axes"] = "(psi, E) for intensity_*, (E,) otherwise"
     g.attrs["flavours"] = "per flavour = all flavour / 3 (1:1:1 after oscillation); nu + nubar"
     per = 1.0 / NEUTRINO_FLAVOURS
@@ -130,10 +151,7 @@ def _write_milky_way(f, result: ForwardResult, healpix_maps):
 def _write(path: str, result: CosmicRayResult, write_more) -> str:
     from . import __version__
 
-    path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
+    with atomic_write(path, ".h5.tmp") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["corona_jax_version"] = __version__
             f.attrs["jax_version"] = jax.__version__
@@ -141,8 +159,8 @@ def _write(path: str, result: CosmicRayResult, write_more) -> str:
             f.attrs["reference"] = "Kalashev & Troitsky, Phys. Rev. D (2016), arXiv:1608.07421"
             for name, value in result.params._asdict().items():
                 f.attrs[f"param_{name}"] = float(value)
-            for name, value in dataclasses.asdict(result.resolution).items():
-                f.attrs[f"resolution_{name}"] = value
+            for name, value in result.config.describe().items():
+                f.attrs[name] = value
             g = f.create_group("grids")
             _dataset(g, "E_GeV", result.E_GeV, "GeV", "proton total energy")
             _dataset(g, "r_kpc", result.r_kpc, "kpc", "galactocentric radius of cell centres")
@@ -155,7 +173,7 @@ def _write(path: str, result: CosmicRayResult, write_more) -> str:
             _dataset(g, "unit_density_Gyr", result.unit_density_Gyr, "Gyr",
                      "G(E, r): density per unit source rate; j = A E^-alpha exp(-E/Emax) G")
             _dataset(g, "local_flux_per_GeV_cm2_s_sr", result.local_flux_per_GeV_cm2_s_sr,
-                     "GeV^-1 cm^-2 s^-1 sr^-1", f"beta c j / 4 pi at r = R_sun = {R_SUN_KPC} kpc")
+                     "GeV^-1 cm^-2 s^-1 sr^-1", f"beta c j / 4 pi at the observer, r = {result.config.observer_kpc:g} kpc")
             norm = result.normalisation
             g.attrs["normalisation"] = "luminosity" if norm is None else "data"
             if norm is not None:
@@ -165,10 +183,4 @@ def _write(path: str, result: CosmicRayResult, write_more) -> str:
                 g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
                 g.attrs["datasets"] = ",".join(norm.ratios)
             write_more(f)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 from .forward import NEUTRINO_FLAVOURS  # noqa: E402
 from .gas import beta_profile, gas_density  # noqa: E402
 from .sky import galactic_psi_rad, intensity_at_psi  # noqa: E402
-from .units import PROTON_MASS_GEV, R_SUN_KPC  # noqa: E402
+from .grids import nearest_index  # noqa: E402
+from .units import PROTON_MASS_GEV  # noqa: E402
 
 
 def _save(fig, path):
@@ -43,10 +44,10 @@ def plot_density_vs_radius(results, path, E_GeV=1.0e5):
     """Fig. 2: E j(E, r) at one energy (default 0.1 PeV) for several results (label -> result)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for label, res in results.items():
-        k = int(np.argmin(np.abs(np.log(res.E_GeV / E_GeV))))
+        k = nearest_index(res.E_GeV, E_GeV)
         inside = res.r_kpc <= 300.0
         ax.loglog(res.r_kpc[inside], res.E_GeV[k] * res.j_per_GeV_cm3[k, inside], label=label)
-    ax.axvline(R_SUN_KPC, color="0.7", lw=0.8)
+    ax.axvline(next(iter(results.values())).config.observer_kpc, color="0.7", lw=0.8)
     ax.set_xlabel("r [kpc]")
     ax.set_ylabel(rf"$E\,j(E, r)$ [cm$^{{-3}}$] at E = {E_GeV:.0e} GeV")
     ax.legend(fontsize=8)
@@ -121,7 +122,7 @@ def plot_spectra(result, gamma_data, neutrino_data, path, cr_data=()):
     isotropic part (dotted) and the total isotropic flux with all other galaxies (solid),
     over the Fermi-LAT IGRB, IceCube and the KASCADE cosmic-ray points."""
     mw, other, tot = result.milky_way, result.extragalactic, result.total
-    E = np.asarray(result.model.E_secondary_GeV)
+    E = np.asarray(result.model.milky_way.E_secondary_GeV)
     per = 1.0 / NEUTRINO_FLAVOURS
     fig, ax = plt.subplots(figsize=(7.0, 5.0))
     ax.loglog(E, E**2 * mw.sky_mean_gamma, "r--", label=r"$\gamma$: Milky Way corona, sky mean")
@@ -153,7 +154,7 @@ def plot_spectra(result, gamma_data, neutrino_data, path, cr_data=()):
 
 def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
     """Fig. 5: dipole amplitude versus energy; and I(psi) / I(pi) at a few energies."""
-    mw, m = result.milky_way, result.model
+    mw, m = result.milky_way, result.model.milky_way
     E, psi = np.asarray(m.E_secondary_GeV), np.degrees(np.asarray(m.psi_rad))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     lit_gamma, lit_nu = mw.sky_mean_gamma > 0, mw.sky_mean_nu_all_flavour > 0
@@ -165,7 +166,7 @@ def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
     left.legend()
     left.set_title("Dipole towards the Galactic centre (Fig. 5)")
     for e in energies_GeV:
-        k = int(np.argmin(np.abs(np.log(E / e))))
+        k = nearest_index(E, e)
         right.semilogy(psi, mw.gamma[:, k] / mw.gamma[-1, k], label=rf"$\gamma$, E = {E[k]:.3g} GeV")
     right.set_xlabel(r"$\psi$ from the Galactic centre [deg]")
     right.set_ylabel(r"$I(\psi) / I(180^\circ)$")
@@ -176,9 +177,9 @@ def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
 
 def plot_sky_map(result, path, E_GeV):
     """Mollweide map in Galactic coordinates of the gamma-ray intensity at one energy."""
-    m = result.model
+    m = result.model.milky_way
     E = np.asarray(m.E_secondary_GeV)
-    k = int(np.argmin(np.abs(np.log(E / E_GeV))))
+    k = nearest_index(E, E_GeV)
     l_deg, b_deg = np.meshgrid(np.linspace(-180.0, 180.0, 361), np.linspace(-90.0, 90.0, 181))
     I = intensity_at_psi(result.milky_way.gamma[:, k], np.asarray(m.psi_rad), galactic_psi_rad(l_deg, b_deg))
     fig = plt.figure(figsize=(8, 4.6))

@@ -13,12 +13,12 @@ centre (zero face area at r = 0), outer face either outgoing (flux of a steady
 (L-stable, second order) after one backward-Euler step, uniform steps to
 t = 10 Gyr. The matrices do not depend on time, so each is factorised once
 (Thomas algorithm) and every step is one forward and one backward sweep, all
-energies at once. Reverse-mode gradients use the exact discrete adjoint: the
-states of every step are kept when they fit in STORED_STATES_MAX_BYTES (the
-default grid needs 20 MB), else the time loop is a two-level checkpointed
-lax.scan and memory grows like sqrt(number of steps).
+energies at once. How reverse mode differentiates the time loop is an object
+passed as `adjoint=` (as in diffrax): DiscreteAdjoint (the default) or AutodiffAdjoint.
 """
 
+import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -31,11 +31,35 @@ from .errors import ConfigError
 from .gas import gas_density_cells
 from .interactions import sigma_inelastic_mb
 from .params import CoronaParams
+from .tables import PPTables
 from .units import C_CM_S, GYR_S, MB_CM2, cm2_s_to_kpc2_gyr
 
 BOUNDARIES = ("outgoing", "absorbing", "reflecting")
-STORED_STATES_MAX_BYTES = 64e6  # the adjoint keeps all BDF2 states up to this size (default grid: 20 MB)
 HISTORIES = ("paper", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteAdjoint:
+    """Reverse mode through the exact adjoint of the discrete BDF2 steps (transposed solves).
+
+    The states of every step are kept when they fit in max_stored_bytes (the default grid
+    needs 20 MB); otherwise the time loop is a two-level checkpointed lax.scan whose
+    memory grows like sqrt(number of steps) and whose blocks are recomputed backwards.
+    Reverse mode only (jax.grad, jax.vjp)."""
+
+    max_stored_bytes: float = 64e6
+
+    def keeps_every_state(self, source, n_steps) -> bool:
+        return n_steps * source.size * source.dtype.itemsize <= self.max_stored_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class AutodiffAdjoint:
+    """JAX differentiates the checkpointed scan itself: forward mode works too (jax.jvp,
+    jax.hessian), at several times the cost of DiscreteAdjoint."""
+
+
+ADJOINTS = (DiscreteAdjoint, AutodiffAdjoint)
 
 
 class TransportModel(NamedTuple):
@@ -60,9 +84,10 @@ def source_history(t_Gyr):
 
 
 def build_transport_model(
-    res: grids.Resolution, history: str = "paper", boundary: str = "outgoing"
+    res: grids.Resolution, history: str = "paper", boundary: str = "outgoing", pp: PPTables = None
 ) -> TransportModel:
-    """Grids and constant arrays for the solver; pure numpy, done once."""
+    """Grids and constant arrays for the solver; pure numpy, done once. pp: the pp table
+    whose sigma_inel is used (default: the shipped one)."""
     res.validate()
     if boundary not in BOUNDARIES:
         raise ConfigError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
@@ -84,7 +109,7 @@ def build_transport_model(
         source_fraction=grids.volume_fraction_inside(rg.faces_kpc, grids.SOURCE_RADIUS_KPC),
         history=f,
         dt_Gyr=np.float64(t[0]),
-        sigma_pp_mb=np.asarray(sigma_inelastic_mb(E)),
+        sigma_pp_mb=np.asarray(sigma_inelastic_mb(E, pp)),
     )
     return TransportModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
 
@@ -180,11 +205,6 @@ def _bdf2_blocks(n_steps):
     return rest, n_blocks, block
 
 
-def _keeps_every_state(source, n_steps):
-    """Whether the adjoint stores all states rather than recomputing sqrt(N) blocks."""
-    return n_steps * source.size * source.dtype.itemsize <= STORED_STATES_MAX_BYTES
-
-
 def _bdf2_run(bdf2, carry, coeffs, source):
     """BDF2 steps from carry (G_n, G_{n-1}); returns final carry and all new states."""
 
@@ -218,9 +238,10 @@ def _bdf2_adjoint(bdf2_t, adj, states, coeffs, source):
     return adj, acc, coeff_bar
 
 
-@jax.custom_vjp
-def _evolve_linear(euler_m, bdf2_m, source, coeffs):
-    """G_N of: M1 G_1 = c_0 S; M2 G_{k+1} = 4/3 G_k - 1/3 G_{k-1} + c_k S."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _evolve_linear(keep_states, euler_m, bdf2_m, source, coeffs):
+    """G_N of: M1 G_1 = c_0 S; M2 G_{k+1} = 4/3 G_k - 1/3 G_{k-1} + c_k S.
+    keep_states: whether the adjoint stores every state (else sqrt(N) block starts)."""
     return _evolve_forward(euler_m, bdf2_m, source, coeffs)[0]
 
 
@@ -249,19 +270,18 @@ def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False, keep_states=Fa
     return carry[0], (g1, block_starts)
 
 
-def _evolve_fwd(euler_m, bdf2_m, source, coeffs):
-    keep = _keeps_every_state(source, coeffs.shape[0] - 1)
-    g_today, (g1, saved) = _evolve_forward(euler_m, bdf2_m, source, coeffs, keep_states=keep)
+def _evolve_fwd(keep_states, euler_m, bdf2_m, source, coeffs):
+    g_today, (g1, saved) = _evolve_forward(euler_m, bdf2_m, source, coeffs, keep_states=keep_states)
     return g_today, (euler_m, bdf2_m, source, coeffs, g1, saved)
 
 
-def _evolve_bwd(res, g_bar):
+def _evolve_bwd(keep_states, res, g_bar):
     """Adjoint of _evolve_linear; `saved` holds every BDF2 state, or (when they
     would not fit) the carries at block starts, from which blocks are recomputed."""
     euler_m, bdf2_m, source, coeffs, g1, saved = res
     bdf2_t = factorise_transposed(*bdf2_m)
     zeros = jnp.zeros_like(source)
-    if _keeps_every_state(source, coeffs.shape[0] - 1):
+    if keep_states:
         adj, acc, coeffs_bar = _bdf2_adjoint(bdf2_t, (g_bar, zeros), saved, coeffs[1:], source)
     else:
         adj, acc, coeffs_bar = _blockwise_adjoint(bdf2_m, bdf2_t, (g_bar, zeros), g1, saved, coeffs, source)
@@ -301,30 +321,27 @@ def _blockwise_adjoint(bdf2_m, bdf2_t, adj, g1, block_starts, coeffs, source):
 _evolve_linear.defvjp(_evolve_fwd, _evolve_bwd)
 
 
-def evolve(D, loss, model: TransportModel, adjoint: str = "discrete"):
+def evolve(D, loss, model: TransportModel, adjoint=DiscreteAdjoint()):
     """Unit-spectrum density today, (N_r, N_E) [Gyr], from G = 0 at t = 0.
 
     One backward-Euler step, then BDF2:
     (I - 2/3 dt L) G_{n+1} = 4/3 G_n - 1/3 G_{n-1} + 2/3 dt S f(t_{n+1}).
 
-    adjoint='discrete' (default) differentiates in reverse mode with the exact
-    adjoint of these steps (transposed solves, sqrt(N) block checkpoints);
-    'autodiff' lets JAX differentiate the checkpointed scan, which also supports
-    forward mode (jax.jvp, jax.hessian) at several times the cost.
+    adjoint: DiscreteAdjoint (default) or AutodiffAdjoint, how reverse mode runs.
     """
     dt = model.dt_Gyr
     source = model.source_fraction[:, None] * jnp.ones_like(D)[None, :]
     euler_m = implicit_matrix(D, loss, model, dt)
     bdf2_m = implicit_matrix(D, loss, model, 2.0 * dt / 3.0)
     coeffs = jnp.concatenate([dt * model.history[:1], (2.0 / 3.0) * dt * model.history[1:]])
-    if adjoint == "discrete":
-        return _evolve_linear(euler_m, bdf2_m, source, coeffs)
-    if adjoint == "autodiff":
+    if isinstance(adjoint, DiscreteAdjoint):
+        return _evolve_linear(adjoint.keeps_every_state(source, coeffs.shape[0] - 1), euler_m, bdf2_m, source, coeffs)
+    if isinstance(adjoint, AutodiffAdjoint):
         return _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=True)[0]
-    raise ConfigError(f"unknown adjoint {adjoint!r}; choose 'discrete' or 'autodiff'")
+    raise ConfigError(f"unknown adjoint {adjoint!r}; use transport.DiscreteAdjoint() or transport.AutodiffAdjoint()")
 
 
-def unit_spectrum_density(params: CoronaParams, model: TransportModel, adjoint: str = "discrete"):
+def unit_spectrum_density(params: CoronaParams, model: TransportModel, adjoint=DiscreteAdjoint()):
     """G(E, r) [Gyr], shape (N_E, N_r): the density today per unit source rate.
 
     Depends on params only through D0 and the gas numbers.

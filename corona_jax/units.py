@@ -2,14 +2,16 @@
 
 Internal unit system of the numerics: energy GeV, length kpc, time Gyr,
 number density cm^-3, cross sections mb. Fluxes at the package boundary are in
-GeV^-1 cm^-2 s^-1 sr^-1. Values follow shared/design/physics.md ("Units and
+GeV^-1 cm^-2 s^-1 sr^-1. Values follow docs/physics.md ("Units and
 constants"); the CODATA / IAU sources are named beside each.
 """
 
 KPC_CM = 3.0856775814913673e21  # IAU 2015 parsec x 1e3 [cm]
+MPC_CM = 3.0856775814913673e24  # megaparsec [cm]
+KM_CM = 1.0e5  # kilometre [cm]
 GYR_S = 3.15576e16  # Julian Gyr [s]
+YEAR_S = 3.15576e7  # Julian year [s]
 C_CM_S = 2.99792458e10  # speed of light [cm/s]
-C_KPC_GYR = C_CM_S * GYR_S / KPC_CM  # speed of light [kpc/Gyr], ~3.066e5
 MB_CM2 = 1.0e-27  # millibarn [cm^2]
 PROTON_MASS_GEV = 0.938272  # proton rest energy [GeV] (PDG)
 ERG_PER_GEV = 1.602176634e-3  # 1 GeV in erg (exact SI eV)
@@ -25,8 +27,3 @@ K_BOLTZMANN_GEV_K = 8.617333262e-14  # Boltzmann constant [GeV/K] (CODATA 2018, 
 def cm2_s_to_kpc2_gyr(x_cm2_s):
     """Convert a diffusion coefficient from cm^2/s to kpc^2/Gyr."""
     return x_cm2_s * GYR_S / KPC_CM**2
-
-
-def kpc3_to_cm3(v_kpc3):
-    """Convert a volume from kpc^3 to cm^3."""
-    return v_kpc3 * KPC_CM**3

@@ -11,6 +11,7 @@ import argparse
 import os
 import time
 
+from corona_jax import table_generation as gen
 from corona_jax import tables
 
 
@@ -22,9 +23,9 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     jobs = {
-        "pp": (tables.PP_TABLE_FILE, tables.generate_pp_tables, tables.write_pp_tables),
-        "ebl": (tables.EBL_TABLE_FILE, tables.generate_ebl_table, tables.write_ebl_table),
-        "cascade": (tables.CASCADE_TABLE_FILE, tables.generate_cascade_tables, tables.write_cascade_tables),
+        "pp": (tables.PP_TABLE_FILE, gen.generate_pp_tables, gen.write_pp_tables),
+        "ebl": (tables.EBL_TABLE_FILE, gen.generate_ebl_table, gen.write_ebl_table),
+        "cascade": (tables.CASCADE_TABLE_FILE, gen.generate_cascade_tables, gen.write_cascade_tables),
     }
     for name, (filename, generate, write) in jobs.items():
         if args.only not in (None, name):

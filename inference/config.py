@@ -7,7 +7,8 @@ Sections and keys (unknown ones are refused with one clear error):
            CoronaParams fields, log10_LCR_minus_log10_D0 (log10 of L_CR [erg/s] / D0 [cm^2/s])
            may replace log10_LCR_erg_s: the local flux fixes this ratio, so sampling it and
            log10_D0_cm2_s removes the strongest posterior correlation
-[data]     cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
+[data]     one key per entry of inference.terms.DATA_SOURCES, and its mode key:
+           cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
            neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
            gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
@@ -26,15 +27,21 @@ from corona_jax import grids
 from corona_jax.errors import ConfigError
 from corona_jax.params import PARAMETER_RANGES, PRESETS
 
+from .terms import DATA_SOURCES
+
 RATIO_PARAMETER = "log10_LCR_minus_log10_D0"
 PRIOR_RANGES = {**PARAMETER_RANGES, RATIO_PARAMETER: (-3.0, 24.0)}
-
-from . import datasets
-
 SAMPLER_INITS = ("optimum", "prior")
-LIKELIHOOD_MODES = {"cosmic_ray_mode": ("bound", "measurement"),
-                    "neutrino_mode": ("bound", "component", "measurement"),
-                    "gamma_mode": ("bound", "component", "measurement")}
+
+
+def default_data() -> dict:
+    """The [data] section when a key is not given: every source's default and default mode."""
+    out = {}
+    for key, source in DATA_SOURCES.items():
+        out[key] = source.default
+        if source.mode_key:
+            out[source.mode_key] = source.default_mode
+    return out
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,7 @@ class RunConfig:
     preset: str = "baseline"
     resolution: str = "coarse"
     priors: dict = field(default_factory=dict)  # parameter -> Prior
-    cosmic_rays: tuple = datasets.DEFAULT_CR_DATASETS
-    cosmic_ray_mode: str = "bound"
-    neutrinos: str = datasets.DEFAULT_NEUTRINO_DATASET
-    neutrino_mode: str = "bound"
-    gamma_foreground: str = "A"
-    gamma_mode: str = "bound"
+    data: dict = field(default_factory=default_data)  # [data] key -> data sets or mode
     mock: dict = field(default_factory=dict)  # parameter -> value, plus 'seed'
     chains: int = 4
     warmup: int = 500
@@ -73,10 +75,16 @@ class RunConfig:
 _SECTIONS = {
     "model": {"preset", "resolution"},
     "priors": None,  # any parameter name, checked below
-    "data": {"cosmic_rays", "cosmic_ray_mode", "neutrinos", "neutrino_mode", "gamma_foreground", "gamma_mode", "mock"},
+    "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
     "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
 }
+
+
+def _table(value, where):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of keys, got {value!r}")
+    return value
 
 
 def _check_keys(table, allowed, where):
@@ -120,7 +128,7 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
     _check_keys(raw, _SECTIONS, "top level (sections)")
     values = {}
-    model = raw.get("model", {})
+    model = _table(raw.get("model", {}), "[model]")
     _check_keys(model, _SECTIONS["model"], "model")
     if "preset" in model:
         if model["preset"] not in PRESETS:
@@ -129,38 +137,25 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
     if "resolution" in model:
         grids.resolution(model["resolution"])  # raises on unknown names
         values["resolution"] = model["resolution"]
-    priors = {name: _prior(name, spec) for name, spec in raw.get("priors", {}).items()}
+    priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
     if not priors:
         raise ConfigError(f"{source}: [priors] must give at least one free parameter")
     if RATIO_PARAMETER in priors and "log10_LCR_erg_s" in priors:
         raise ConfigError(f"[priors] may give {RATIO_PARAMETER} or log10_LCR_erg_s, not both")
     values["priors"] = priors
-    data = raw.get("data", {})
-    _check_keys(data, _SECTIONS["data"], "data")
-    if "cosmic_rays" in data:
-        names = data["cosmic_rays"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ConfigError("[data] cosmic_rays must be a list of data-set names")
-        for n in names:
-            if n not in datasets.COSMIC_RAY_DATASETS:
-                raise ConfigError(f"unknown cosmic-ray data set {n!r}; choose from {', '.join(datasets.COSMIC_RAY_DATASETS)}")
-        values["cosmic_rays"] = tuple(names)
-    if "neutrinos" in data:
-        if data["neutrinos"] != "none" and data["neutrinos"] not in datasets.NEUTRINO_DATASETS:
-            raise ConfigError(f"unknown neutrino data set {data['neutrinos']!r}; choose from "
-                              f"{', '.join(datasets.NEUTRINO_DATASETS)} or 'none'")
-        values["neutrinos"] = data["neutrinos"]
-    if "gamma_foreground" in data:
-        if data["gamma_foreground"] not in (*datasets.FOREGROUND_MODELS, "none"):
-            raise ConfigError(f"unknown Fermi-LAT foreground model {data['gamma_foreground']!r}; choose A, B, C or 'none'")
-        values["gamma_foreground"] = data["gamma_foreground"]
-    for key, allowed in LIKELIHOOD_MODES.items():
-        if key in data:
-            if data[key] not in allowed:
-                raise ConfigError(f"[data] {key} must be one of {', '.join(allowed)}, got {data[key]!r}")
-            values[key] = data[key]
+    data = _table(raw.get("data", {}), "[data]")
+    modes = {s.mode_key: s for s in DATA_SOURCES.values() if s.mode_key}
+    _check_keys(data, {*DATA_SOURCES, *modes, "mock"}, "data")
+    values["data"] = default_data()
+    for key, value in data.items():
+        if key in DATA_SOURCES:
+            values["data"][key] = DATA_SOURCES[key].check(key, value)
+        elif key in modes:
+            if value not in modes[key].modes:
+                raise ConfigError(f"[data] {key} must be one of {', '.join(modes[key].modes)}, got {value!r}")
+            values["data"][key] = value
     if "mock" in data:
-        mock = dict(data["mock"])
+        mock = dict(_table(data["mock"], "[data.mock]"))
         _check_keys(mock, set(priors) | {"seed"}, "data.mock")
         missing = [p for p in priors if p not in mock]
         if missing:
@@ -168,7 +163,7 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         for k, v in mock.items():
             _number(v, f"[data.mock] {k}", integer=(k == "seed"))
         values["mock"] = mock
-    sampler = raw.get("sampler", {})
+    sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
     for key in ("chains", "warmup", "samples", "max_tree_depth"):
         if key in sampler:
@@ -184,7 +179,7 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         if sampler["init"] not in SAMPLER_INITS:
             raise ConfigError(f"[sampler] init must be one of {', '.join(SAMPLER_INITS)}, got {sampler['init']!r}")
         values["init"] = sampler["init"]
-    fit = raw.get("fit", {})
+    fit = _table(raw.get("fit", {}), "[fit]")
     _check_keys(fit, _SECTIONS["fit"], "fit")
     for key in ("starts", "max_steps", "profile_points"):
         if key in fit:
@@ -204,4 +199,6 @@ def load_config(path: str) -> RunConfig:
             text = f.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
     return parse_config(text, path)

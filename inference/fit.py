@@ -7,6 +7,7 @@ are respected. Laplace errors come from the Hessian in the constrained parameter
 computed with the autodiff adjoint (forward-over-reverse).
 """
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -14,12 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
-from numpyro.infer.util import initialize_model
+from numpyro.distributions import biject_to
 
-from .model import NUISANCE_PRIORS, Setup, corona_model, free_parameter_names, log_density_fn
+from corona_jax.transport import AutodiffAdjoint
 
-NUISANCE_NAMES = (*NUISANCE_PRIORS, "fermi_foreground_eta")
+from .model import Problem, Setup, constrain, free_parameter_names, log_density, site_distributions
 
 
 class FitResult(NamedTuple):
@@ -32,32 +32,55 @@ class FitResult(NamedTuple):
     profile: dict  # {'parameter', 'values', 'neg_log_density', 'others'} or {}
 
 
-def _transforms(setup: Setup, key):
-    """Unconstrained <-> constrained maps of numpyro's initialisation."""
-    info = initialize_model(key, corona_model, model_args=(setup,))
-    return info.param_info.z, info.postprocess_fn
+@dataclasses.dataclass(frozen=True)
+class NegLogDensity:
+    """-log joint density at the constrained image of a flat vector of unconstrained site values,
+    in the order `names` (hashable, so L-BFGS compiles once per set of names)."""
+
+    names: tuple
+
+    def __call__(self, x, problem: Problem):
+        return -log_density(problem, constrain(problem, dict(zip(self.names, x))))
+
+
+@dataclasses.dataclass(frozen=True)
+class WithOneFixed:
+    """objective with the coordinate `index` held at a value: (free, fixed_value, *args) -> objective."""
+
+    objective: object
+    index: int
+
+    def __call__(self, free, fixed, *args):
+        return self.objective(jnp.concatenate([free[: self.index], fixed[None], free[self.index:]]), *args)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _lbfgs_step(objective, x, state):
-    """One optax L-BFGS step (compiled once per objective, reused by every start)."""
-    value, grad = optax.value_and_grad_from_state(objective)(x, state=state)
-    updates, state = optax.lbfgs().update(grad, state, x, value=value, grad=grad, value_fn=objective)
+def _lbfgs_step(objective, x, state, args):
+    """One optax L-BFGS step (compiled once per objective, reused by every start and problem)."""
+    f = lambda y: objective(y, *args)  # noqa: E731
+    value, grad = optax.value_and_grad_from_state(f)(x, state=state)
+    updates, state = optax.lbfgs().update(grad, state, x, value=value, grad=grad, value_fn=f)
     return optax.apply_updates(x, updates), state, value, grad
 
 
-def lbfgs(objective, x0, max_steps, tol=1e-6, rtol=1e-12, patience=5):
-    """Minimise with optax L-BFGS until the gradient or the relative change of the objective is tiny."""
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(objective, x, args):
+    return objective(x, *args)
+
+
+def lbfgs(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5):
+    """Minimise objective(x, *args) with optax L-BFGS until the gradient or the relative change
+    of the objective is tiny. objective must be hashable (it is a static argument of jit)."""
     x, state = x0, optax.lbfgs().init(x0)
     previous, quiet = np.inf, 0
     for i in range(max_steps):
-        x, state, value, grad = _lbfgs_step(objective, x, state)
+        x, state, value, grad = _lbfgs_step(objective, x, state, args)
         value = float(value)
         quiet = quiet + 1 if abs(previous - value) <= rtol * (1 + abs(value)) else 0
         previous = value
         if float(jnp.max(jnp.abs(grad))) < tol or quiet >= patience:
             break
-    return x, float(objective(x)), i + 1
+    return x, float(_evaluate(objective, x, args)), i + 1
 
 
 def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=print) -> FitResult:
@@ -66,25 +89,18 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     seed = cfg.fit_seed if seed is None else seed
     max_steps = max_steps or cfg.max_steps
     names = free_parameter_names(setup)
-    log_density = log_density_fn(setup)
-    z0, postprocess = _transforms(setup, jax.random.PRNGKey(seed))
-    flat0, unravel = ravel_pytree(z0)
+    objective = NegLogDensity(tuple(sorted(names)))  # the flat vector in sorted order, as numpyro ravels sites
+    problem = setup.problem
 
     def constrained(flat):
-        return postprocess(unravel(flat))
+        return {k: float(v) for k, v in constrain(problem, dict(zip(objective.names, flat))).items()}
 
-    def objective(flat):
-        theta = {k: v for k, v in constrained(flat).items() if k in names}
-        return -log_density(theta)
-
-    objective = jax.jit(objective)
     rng = np.random.default_rng(seed)
     runs = []
     for s in range(starts):
-        x0 = jnp.asarray(rng.uniform(-1.5, 1.5, flat0.shape))  # unconstrained: spread over each prior's range
-        x, value, steps = lbfgs(objective, x0, max_steps)
-        start = {k: float(v) for k, v in constrained(x0).items() if k in names}
-        final = {k: float(v) for k, v in constrained(x).items() if k in names}
+        x0 = jnp.asarray(rng.uniform(-1.5, 1.5, len(names)))  # unconstrained: spread over each prior's range
+        x, value, steps = lbfgs(objective, x0, (problem,), max_steps)
+        start, final = constrained(x0), constrained(x)
         runs.append((start, final, value, steps))
         progress(f"  start {s + 1}/{starts}: -log L = {value:.4f} after {steps} L-BFGS steps")
     best_start = min(runs, key=lambda r: r[2])
@@ -93,19 +109,20 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     errors = {n: float(np.sqrt(covariance[i, i])) if covariance[i, i] > 0 else float("nan") for i, n in enumerate(names)}
     profile = {}
     if cfg.profile:
-        profile = profile_likelihood(setup, cfg.profile, best, objective, constrained, unravel, flat0, max_steps, progress)
+        profile = profile_likelihood(setup, cfg.profile, objective, constrained, max_steps, progress)
     return FitResult(names, best, best_start[2], covariance, errors, runs, profile)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _hessian(names, x, problem: Problem):
+    return jax.hessian(lambda y: -log_density(problem, dict(zip(names, y))))(x)
+
+
 def laplace_covariance(setup: Setup, best: dict, names):
-    """Inverse Hessian of -log density at the best fit (constrained parameters), via autodiff."""
-    log_density = log_density_fn(setup, adjoint="autodiff")
-    x_best = jnp.asarray([best[n] for n in names])
-
-    def f(x):
-        return -log_density(dict(zip(names, x)))
-
-    H = np.asarray(jax.jit(jax.hessian(f))(x_best))
+    """Inverse Hessian of -log density at the best fit (constrained parameters), via autodiff
+    (forward over reverse, so the transport runs with AutodiffAdjoint)."""
+    problem = setup.problem._replace(model=setup.model.with_adjoint(AutodiffAdjoint()))
+    H = np.asarray(_hessian(tuple(names), jnp.asarray([best[n] for n in names]), problem))
     if not np.all(np.isfinite(H)):
         return np.full(H.shape, np.nan)
     try:
@@ -117,33 +134,22 @@ def laplace_covariance(setup: Setup, best: dict, names):
     return cov
 
 
-def profile_likelihood(setup, parameter, best, objective, constrained, unravel, flat0, max_steps, progress):
+def profile_likelihood(setup, parameter, objective, constrained, max_steps, progress):
     """-log density minimised over the other parameters on a grid of one parameter's values."""
     cfg = setup.config
     prior = cfg.priors[parameter]
     lo, hi = (prior.a, prior.b) if prior.kind == "uniform" else (prior.a - 3 * prior.b, prior.a + 3 * prior.b)
     grid = np.linspace(lo, hi, cfg.profile_points + 2)[1:-1]
-    # the parameter's coordinate in the flat unconstrained vector
-    probe = {k: jnp.zeros_like(v) for k, v in unravel(flat0).items()}
-    probe[parameter] = jnp.ones_like(probe[parameter])
-    index = int(np.flatnonzero(np.asarray(ravel_pytree(probe)[0]))[0])
-    from numpyro.distributions import biject_to, constraints
-
-    support = constraints.interval(prior.a, prior.b) if prior.kind == "uniform" else constraints.real
-    to_unconstrained = biject_to(support).inv
-
-    @jax.jit
-    def fixed_objective(free, fixed_u):
-        return objective(jnp.concatenate([free[:index], fixed_u[None], free[index:]]))
-
+    index = objective.names.index(parameter)  # the parameter's coordinate in the flat vector
+    to_unconstrained = biject_to(site_distributions(setup.problem)[parameter].support).inv
+    fixed_objective = WithOneFixed(objective, index)
     values, others = [], []
-    start = jnp.delete(jnp.zeros_like(flat0), index)
+    start = jnp.zeros(len(objective.names) - 1)
     for v in grid:
         u = jnp.asarray(to_unconstrained(jnp.asarray(v)))
-        x, value, _ = lbfgs(lambda f: fixed_objective(f, u), start, max_steps)
+        x, value, _ = lbfgs(fixed_objective, start, (u, setup.problem), max_steps)
         start = x  # warm start along the profile
-        full = jnp.concatenate([x[:index], u[None], x[index:]])
         values.append(value)
-        others.append({k: float(w) for k, w in constrained(full).items() if k in cfg.priors or k in NUISANCE_NAMES})
+        others.append(constrained(jnp.concatenate([x[:index], u[None], x[index:]])))
         progress(f"  profile {parameter} = {v:.4g}: -log L = {value:.4f}")
     return {"parameter": parameter, "values": grid, "neg_log_density": np.asarray(values), "others": others}

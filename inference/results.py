@@ -8,7 +8,7 @@ import os
 import h5py
 import numpy as np
 
-from corona_jax.output import check_writable
+from corona_jax.output import atomic_write
 
 from .model import paper_scenarios
 
@@ -17,11 +17,11 @@ def write_fit(path, result, setup):
     """Best fit, Laplace covariance, every start and the profile into HDF5 (atomic replace)."""
     from corona_jax import __version__
 
-    path = check_writable(path)
-    tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
+    with atomic_write(path, ".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
         f.attrs["corona_jax_version"] = __version__
         f.attrs["config"] = json.dumps(dataclasses.asdict(setup.config), default=str)
+        for key, value in setup.model.config.describe().items():
+            f.attrs[f"model_{key}"] = value
         f.attrs["objective"] = "-log joint density (priors + likelihood); with uniform priors, -log likelihood"
         f.attrs["parameters"] = ",".join(result.names)
         g = f.create_group("best_fit")
@@ -41,8 +41,7 @@ def write_fit(path, result, setup):
             p.attrs["parameter"] = result.profile["parameter"]
             p.create_dataset("values", data=result.profile["values"])
             p.create_dataset("neg_log_density", data=result.profile["neg_log_density"])
-    os.replace(tmp, path)
-    return path
+    return os.path.abspath(path)
 
 
 def summary_table(idata, var_names):
@@ -86,13 +85,13 @@ def predictive_plot(idata, setup, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(setup.observed)
+    n = len(setup.terms)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
-    for ax, o in zip(axes[0], setup.observed):
+    for ax, o in zip(axes[0], setup.terms):
         draws = idata.posterior_predictive[o.name].values.reshape(-1, o.value.size)
         lo95, lo68, mid, hi68, hi95 = np.percentile(draws, [2.5, 16, 50, 84, 97.5], axis=0)
         x = o.E_GeV
-        scale = x**2 if o.kind != "gamma_bands" else x
+        scale = x**o.energy_power
         ax.fill_between(x, scale * lo95, scale * hi95, color="C0", alpha=0.2, label="model 95 %")
         ax.fill_between(x, scale * lo68, scale * hi68, color="C0", alpha=0.4, label="model 68 %")
         ax.plot(x, scale * mid, "C0-")
@@ -103,8 +102,8 @@ def predictive_plot(idata, setup, path):
             ax.plot(x[~meas], scale[~meas] * o.value[~meas], "kv", label="upper limit")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("E [GeV]" if o.kind != "gamma_bands" else "band centre [GeV]")
-        ax.set_ylabel(r"$E^2\,dN/dE$" if o.kind != "gamma_bands" else r"$E_c \times$ band intensity")
+        ax.set_xlabel(o.x_label)
+        ax.set_ylabel(o.y_label)
         ax.legend(fontsize=6)
         ax.set_title(o.name, fontsize=9)
     fig.tight_layout()

@@ -2,15 +2,15 @@
 
 from typing import NamedTuple
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import potential_energy
 
 from .fit import lbfgs
-from .model import Setup, corona_model, free_parameter_names, predictive_values, site_supports
+from .model import FlatPotential, Setup, constrain, corona_model, free_parameter_names, predictive_values
 
 
 def use_host_devices(chains: int) -> int:
@@ -51,18 +51,16 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
     at its own optimum plus one draw from N(0, H^-1). With prior starts and a unit mass
     matrix the first adaptation window (75 + 25 iterations) runs at the tree-depth limit.
     """
-    names = list(site_supports(setup))
+    names = tuple(sorted(free_parameter_names(setup)))  # numpyro's order of sites in the mass matrix
+    potential = FlatPotential(names)
     rng = np.random.default_rng(seed)
-    z0 = {n: jnp.asarray(0.0) for n in names}
-    flat0, unravel = ravel_pytree(z0)
-    potential = jax.jit(lambda x: potential_energy(corona_model, (setup,), {}, unravel(x)))
     optima = []
     for c in range(setup.config.chains):
-        x, value, steps = lbfgs(potential, jnp.asarray(rng.uniform(-2.0, 2.0, flat0.shape)), max_steps)
+        x, value, steps = lbfgs(potential, jnp.asarray(rng.uniform(-2.0, 2.0, len(names))), (setup.problem,), max_steps)
         optima.append((value, x))
         progress(f"  warm start, chain {c + 1}: potential {value:.3f} after {steps} L-BFGS steps")
     _, best_x = min(optima, key=lambda o: o[0])
-    H = np.asarray(jax.jit(jax.jacrev(jax.grad(potential)))(best_x))
+    H = np.asarray(_hessian(potential, best_x, setup.problem))
     H = 0.5 * (H + H.T)
     if np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0):
         inverse_mass = np.linalg.inv(H)
@@ -71,10 +69,15 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
         progress("  warm start: Hessian not positive definite; unit initial mass matrix")
         inverse_mass, spread = None, np.zeros_like(H)
     starts = np.stack([np.asarray(x) + spread @ rng.standard_normal(len(names)) for _, x in optima])
-    index = {n: int(i) for n, i in unravel(jnp.arange(len(names), dtype=float)).items()}
-    init = {n: jnp.asarray(starts[:, i]) for n, i in index.items()}
-    optimum = {n: float(best_x[i]) for n, i in index.items()}
+    init = {n: jnp.asarray(starts[:, i]) for i, n in enumerate(names)}
+    optimum = {n: float(best_x[i]) for i, n in enumerate(names)}
     return WarmStart(init, None if inverse_mass is None else jnp.asarray(inverse_mass), optimum)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _hessian(potential, x, problem):
+    """Hessian of the potential, reverse over reverse through the discrete adjoint."""
+    return jax.jacrev(jax.grad(potential))(x, problem)
 
 
 def sample_posterior(setup: Setup, progress_bar=True, progress=print) -> MCMC:
@@ -95,21 +98,12 @@ def run_nuts(setup: Setup, progress_bar=True, start: WarmStart = None) -> MCMC:
                   inverse_mass_matrix=None if start is None else start.inverse_mass_matrix)
     mcmc = MCMC(kernel, num_warmup=cfg.warmup, num_samples=cfg.samples, num_chains=cfg.chains,
                 chain_method=chain_method(cfg.chains), progress_bar=progress_bar,
-                postprocess_fn=_constrain_without_model(setup))
+                postprocess_fn=functools.partial(constrain, setup.problem))
     init = None if start is None else (start.init_params if cfg.chains > 1
                                        else {k: v[0] for k, v in start.init_params.items()})
-    mcmc.run(jax.random.PRNGKey(cfg.seed), setup, extra_fields=("num_steps", "diverging"), init_params=init)
+    mcmc.run(jax.random.PRNGKey(cfg.seed), setup.problem, extra_fields=("num_steps", "diverging"), init_params=init)
     jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the chains
     return mcmc
-
-
-def _constrain_without_model(setup: Setup):
-    """numpyro's default post-processing re-runs the model op by op for every sample; the
-    sites here have fixed supports, so map them directly."""
-    from numpyro.distributions import biject_to
-
-    transforms = {name: biject_to(support) for name, support in site_supports(setup).items()}
-    return lambda z: {k: transforms[k](v) for k, v in z.items()}
 
 
 def to_inference_data(mcmc: MCMC, setup: Setup):
@@ -125,21 +119,20 @@ def to_inference_data(mcmc: MCMC, setup: Setup):
     predictive = {k: v.reshape(*shape, -1) for k, v in predictive_values(setup, flat).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
     stats = {"n_steps": np.asarray(extra["num_steps"]), "diverging": np.asarray(extra["diverging"])}
-    observed = {o.name: o.value for o in setup.observed}
+    observed = {o.name: o.value for o in setup.terms}
     constant = {}
-    for o in setup.observed:
+    for o in setup.terms:
         constant[f"{o.name} E_GeV"] = o.E_GeV
         constant[f"{o.name} err_lo"] = o.err_lo
         constant[f"{o.name} err_hi"] = o.err_hi
         constant[f"{o.name} is_upper_limit"] = o.is_upper_limit.astype(int)
-    dims = {o.name: [f"{o.name} point"] for o in setup.observed}
-    dims.update({f"{o.name} {s}": [f"{o.name} point"] for o in setup.observed
+    dims = {o.name: [f"{o.name} point"] for o in setup.terms}
+    dims.update({f"{o.name} {s}": [f"{o.name} point"] for o in setup.terms
                  for s in ("E_GeV", "err_lo", "err_hi", "is_upper_limit")})
     idata = az.from_dict(posterior=posterior, sample_stats=stats, posterior_predictive=predictive,
                          observed_data=observed, constant_data=constant, dims=dims)
     cfg = setup.config
     idata.posterior.attrs.update({"chains": cfg.chains, "warmup": cfg.warmup, "samples": cfg.samples, "seed": cfg.seed,
-                                  "resolution": cfg.resolution, "cosmic_ray_mode": cfg.cosmic_ray_mode,
-                                  "neutrino_mode": cfg.neutrino_mode, "gamma_mode": cfg.gamma_mode,
-                                  "mock": str(cfg.mock)})
+                                  "mock": str(cfg.mock), **{k: str(v) for k, v in cfg.data.items()},
+                                  **setup.model.config.describe()})
     return idata

@@ -16,6 +16,6 @@ def default_model():
 
 @pytest.fixture(scope="session")
 def coarse_forward_model():
-    from corona_jax import forward, grids
+    from corona_jax.model import build_model
 
-    return forward.build_forward_model(grids.resolution("coarse"))
+    return build_model(resolution="coarse")

@@ -133,7 +133,7 @@ def test_unwritable_output_keeps_existing_file(tmp_path, capsys):
 
 def test_console_script_help_runs_from_elsewhere(tmp_path):
     """The installed package works outside the repository (data via importlib.resources)."""
-    code = ("import corona_jax.inference.datasets as d, corona_jax.cli as c;"
+    code = ("import corona_jax.observations as d, corona_jax.cli as c;"
             "print(len(d.load_cosmic_ray_dataset('KASCADE2011').E_GeV))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert int(out.stdout) > 10

@@ -6,8 +6,8 @@ import pytest
 from scipy.integrate import quad
 
 from corona_jax import cosmic_rays, params, transport
-from corona_jax.inference import datasets
-from corona_jax.units import PROTON_MASS_GEV
+from corona_jax import observations as datasets
+from corona_jax.units import PROTON_MASS_GEV, R_SUN_KPC
 
 
 @pytest.mark.parametrize("alpha, log10_Emax", [(2.4, 8.0), (2.0, 7.0), (1.8, 5.0), (3.0, 9.0)])
@@ -43,8 +43,8 @@ def baseline_solution(default_model):
 def test_saturating_normalisation_touches_and_never_exceeds(default_model, baseline_solution):
     p, G = baseline_solution
     data = [datasets.load_cosmic_ray_dataset(n) for n in datasets.DEFAULT_CR_DATASETS]
-    norm = cosmic_rays.normalise_to_data(p, default_model, G, data)
-    flux = np.asarray(cosmic_rays.local_flux(norm.params, default_model, G))
+    norm = cosmic_rays.normalise_to_data(p, default_model, G, data, R_SUN_KPC)
+    flux = np.asarray(cosmic_rays.local_flux(norm.params, default_model, G, R_SUN_KPC))
     lnE = np.log(np.asarray(default_model.E_GeV))
     worst = 0.0
     for d in data:
@@ -61,8 +61,8 @@ def test_air_shower_data_alone_bind_at_one_kascade_bin_and_allow_3x_more(default
     p, G = baseline_solution
     showers = [datasets.load_cosmic_ray_dataset(n) for n in ("KASCADE2011", "KASCADE-Grande2013")]
     direct = [datasets.load_cosmic_ray_dataset(n) for n in ("AMS02", "DAMPE", "CREAM-III")]
-    only_showers = cosmic_rays.normalise_to_data(p, default_model, G, showers)
-    everything = cosmic_rays.normalise_to_data(p, default_model, G, showers + direct)
+    only_showers = cosmic_rays.normalise_to_data(p, default_model, G, showers, R_SUN_KPC)
+    everything = cosmic_rays.normalise_to_data(p, default_model, G, showers + direct, R_SUN_KPC)
     assert only_showers.binding_dataset == "KASCADE2011"
     assert only_showers.binding_E_GeV == pytest.approx(3.5e7, rel=0.05)
     ratio = only_showers.amplitude_per_GeV_cm3_s / everything.amplitude_per_GeV_cm3_s

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from corona_jax import DataError
-from corona_jax.inference import datasets
+from corona_jax import observations as datasets
 
 
 @pytest.mark.parametrize("name", sorted(datasets.COSMIC_RAY_DATASETS))
@@ -41,7 +41,6 @@ def test_corrupt_files_get_clear_errors(text, message):
 
 
 def test_neutrino_and_gamma_loaders():
-    from corona_jax.inference import datasets
 
     hese = datasets.load_neutrino_dataset()
     assert hese.name == "IceCube-HESE-7.5yr" and hese.species == "neutrino per flavour"

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from corona_jax import absorption, cascade, cosmology, extragalactic, forward, grids, sky, tables
+from corona_jax import absorption, cascade, cosmology, extragalactic, forward, grids, milky_way, sky, tables, units
+from corona_jax import table_generation as generation
 from corona_jax.errors import ConfigError
 from corona_jax.units import C_CM_S, KPC_CM, M_STAR_MW_MSUN
 
@@ -24,7 +25,7 @@ def test_redshift_integral_einstein_de_sitter_power_law():
     L = E_S**-alpha
     got = np.asarray(extragalactic.redshift_integral(L, model.lower, model.frac, model.weight_nu))
     H0 = float(cosmology.hubble_per_s(0.0, eds))
-    expected = (C_CM_S / (4 * math.pi * H0) * rho / (M_STAR_MW_MSUN * cosmology.MPC_CM**3) * E_S**-alpha
+    expected = (C_CM_S / (4 * math.pi * H0) * rho / (M_STAR_MW_MSUN * units.MPC_CM**3) * E_S**-alpha
                 * (1 - 5.0 ** -(alpha + 0.5)) / (alpha + 0.5))
     low = E_S < E_S[-1] / 5  # every emitted energy (1+z) E0 still on the grid
     np.testing.assert_allclose(got[low], expected[low], rtol=3e-5)  # 400-node trapezoid: 1.1e-5
@@ -37,11 +38,11 @@ def test_paper_xi_formula_matches_the_full_integral_for_a_power_law(coarse_forwa
     tm = m.transport
     r = np.asarray(tm.centres_kpc)
     f = (1 + (r / 3) ** 2) ** -1.5 * (r < 250)
-    E = np.asarray(m.E_secondary_GeV)
+    E = np.asarray(m.milky_way.E_secondary_GeV)
     alpha = 2.4
     q = f[None, :] * E[:, None] ** -alpha
-    anticentre = np.asarray(sky.intensity(m.path_nu_kpc, q))[-1]
-    L = np.asarray(extragalactic.spectral_luminosity(q, np.asarray(tm.volumes_kpc3)))
+    anticentre = np.asarray(sky.intensity(m.milky_way.path_nu_kpc, q))[-1]
+    L = np.asarray(milky_way.spectral_luminosity(q, np.asarray(tm.volumes_kpc3)))
     em = m.extragalactic
     other = np.asarray(extragalactic.redshift_integral(L, em.lower, em.frac, em.weight_nu))
     xi = extragalactic.xi_paper(f, np.ones_like(f), np.asarray(tm.faces_kpc), alpha)
@@ -144,7 +145,7 @@ def test_extragalactic_gamma_pieces_add_up(coarse_forward_model):
     assert np.all(np.asarray(other.gamma_cascade) >= 0)
     np.testing.assert_allclose(tot.nu_all_flavour, mw.anticentre_nu_all_flavour + other.nu_all_flavour, rtol=1e-12)
     # the cascade carries less energy than was absorbed (redshift losses, photons below 0.1 GeV)
-    E = np.asarray(coarse_forward_model.E_secondary_GeV)
+    E = np.asarray(coarse_forward_model.milky_way.E_secondary_GeV)
     absorbed = np.trapezoid(E**2 * (other.gamma_unabsorbed - other.gamma_absorbed), np.log(E))
     cascaded = np.trapezoid(E**2 * other.gamma_cascade, np.log(E))
     assert 0 < cascaded < absorbed
@@ -158,7 +159,7 @@ def test_gradient_through_the_other_galaxies(coarse_forward_model):
     from corona_jax import params
 
     m = coarse_forward_model
-    E = np.asarray(m.E_secondary_GeV)
+    E = np.asarray(m.milky_way.E_secondary_GeV)
     k_gamma, k_nu = int(np.argmin(np.abs(E - 1e2))), int(np.argmin(np.abs(E - 1e5)))
 
     def objective(p):
@@ -193,12 +194,12 @@ def _same_file(a_path, b_path):
 def test_ebl_table_regenerates_exactly(tmp_path):
     pytest.importorskip("ebltable")
     path = tmp_path / "ebl.h5"
-    tables.write_ebl_table(str(path), tables.generate_ebl_table())
+    generation.write_ebl_table(str(path), generation.generate_ebl_table())
     _same_file(tables.default_table_path(tables.EBL_TABLE_FILE), path)
 
 
 @pytest.mark.slow
 def test_cascade_table_regenerates_exactly(tmp_path):
     path = tmp_path / "cascade.h5"
-    tables.write_cascade_tables(str(path), tables.generate_cascade_tables())
+    generation.write_cascade_tables(str(path), generation.generate_cascade_tables())
     _same_file(tables.default_table_path(tables.CASCADE_TABLE_FILE), path)

@@ -108,7 +108,7 @@ def test_warm_start_is_a_minimum_with_its_inverse_hessian(quick_setup):
     setup = quick_setup._replace(config=dataclasses.replace(quick_setup.config, chains=2))
     start = sample.warm_start(setup, seed=3, progress=lambda s: None)
     x, unravel = ravel_pytree({k: jnp.asarray(v) for k, v in start.optimum.items()})
-    grad = jax.jit(jax.grad(lambda y: potential_energy(model.corona_model, (setup,), {}, unravel(y))))
+    grad = jax.jit(jax.grad(lambda y: potential_energy(model.corona_model, (setup.problem,), {}, unravel(y))))
     assert float(jnp.max(jnp.abs(grad(x)))) < 1e-4
     h = 1e-4
     H = np.stack([(np.asarray(grad(x + h * e)) - np.asarray(grad(x - h * e))) / (2 * h) for e in np.eye(x.size)])
@@ -126,7 +126,7 @@ def test_inference_data_groups(quick_setup):
     idata = sample.to_inference_data(sample.run_nuts(quick_setup, progress_bar=False), quick_setup)
     for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive", "constant_data"):
         assert hasattr(idata, group), group
-    for o in quick_setup.observed:
+    for o in quick_setup.terms:
         assert idata.posterior_predictive[o.name].shape[-1] == o.value.size
         np.testing.assert_array_equal(idata.observed_data[o.name].values, o.value)
 
@@ -196,3 +196,80 @@ def test_sampling_the_luminosity_to_D0_ratio_is_the_same_model(quick_setup):
     assert a == pytest.approx(b, rel=1e-12)
     with pytest.raises(ConfigError, match="not both"):
         config.parse_config(both.replace("[data]", "log10_LCR_minus_log10_D0 = { uniform = [9.0, 14.0] }\n[data]"))
+
+
+def test_potential_compiles_once_for_configurations_of_the_same_shapes():
+    """The model object, the terms, the priors and the fixed values are traced arguments of
+    the NumPyro potential: other data values, prior ranges and fixed parameters reuse it.
+    (The ModelConfig and the terms' names and modes are static: changing them recompiles.)"""
+    def mock_setup(seed, alpha, preset="baseline", alpha_prior="[2.0, 2.8]"):
+        text = QUICK.replace("[model]", f"[model]\npreset = '{preset}'").replace("[2.0, 2.8]", alpha_prior)
+        text = text.replace("[sampler]", f"[data.mock]\nseed = {seed}\nalpha = {alpha}\nlog10_LCR_erg_s = 40.5\n[sampler]")
+        return model.build_setup(config.parse_config(text))
+
+    one = mock_setup(1, 2.4)
+    other = mock_setup(3, 2.6, "fast-diffusion", "[2.1, 2.7]")
+    assert not np.array_equal(one.terms[0].value, other.terms[0].value)
+    z = {n: jnp.asarray(0.1) for n in model.free_parameter_names(one)}
+    a = float(model.potential_energy(one.problem, z))
+    compiled = model.potential_energy._cache_size()
+    b = float(model.potential_energy(other.problem, z))
+    assert model.potential_energy._cache_size() == compiled
+    assert np.isfinite(a) and np.isfinite(b) and a != b
+    # the same through optax: best_fit's L-BFGS step compiles once for both
+    from corona_jax.inference import fit
+
+    fit.best_fit(one, starts=1, max_steps=2, progress=lambda s: None)
+    steps = fit._lbfgs_step._cache_size()
+    fit.best_fit(other, starts=1, max_steps=2, progress=lambda s: None)
+    assert fit._lbfgs_step._cache_size() == steps
+
+
+def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch):
+    """A toy term (Gaussian on the isotropic gamma rays at 10 GeV, with a nuisance scale)
+    registered from here, without touching inference/model.py: its nuisance becomes a free
+    parameter and the log density grows by exactly its log-likelihood and prior."""
+    import numpyro.distributions as dist
+
+    from corona_jax.inference import terms
+
+    @terms.pytree_dataclass
+    class Toy(terms.LikelihoodTerm):
+        E_GeV: np.ndarray
+        value: np.ndarray
+        err_lo: np.ndarray
+        err_hi: np.ndarray
+        is_upper_limit: np.ndarray
+        name: str = terms.static_field()
+
+        def nuisance_priors(self):
+            return {"toy_scale": dist.Normal(1.0, 0.1)}
+
+        def predict(self, prediction, model):
+            return terms.loglog_interp(model.milky_way.E_secondary_GeV, prediction.total.gamma, self.E_GeV)
+
+        def log_likelihood(self, predicted, nuisances):
+            return -0.5 * jnp.sum(((nuisances["toy_scale"] * predicted - self.value) / self.err_hi) ** 2)
+
+    def build(name, mode, mock):
+        one = np.ones(1)
+        return [Toy(10.0 * one, 1e-8 * one, 2e-9 * one, 2e-9 * one, np.zeros(1, bool), name=f"toy-{name}")]
+
+    monkeypatch.setitem(terms.DATA_SOURCES, "toy", terms.DataSource(("one",), "none", build, "toy data set"))
+    base = QUICK.replace("neutrino_mode", "neutrinos = 'none'\nneutrino_mode").replace(
+        "gamma_mode = \"component\"", "gamma_foreground = \"none\"")
+    with pytest.raises(ConfigError, match="unknown toy data set 'two'"):
+        config.parse_config(base.replace("[data]", "[data]\ntoy = 'two'"))
+    plain = model.build_setup(config.parse_config(base))
+    toy = model.build_setup(config.parse_config(base.replace("[data]", "[data]\ntoy = 'one'")))
+    assert model.free_parameter_names(toy) == model.free_parameter_names(plain) + ["toy_scale"]
+    theta = {"alpha": 2.45, "log10_LCR_erg_s": 40.6}
+    s = 1.05
+    with_toy = float(model.log_density_fn(toy)({**theta, "toy_scale": s}))
+    without = float(model.log_density_fn(plain)(theta))
+    from corona_jax import forward
+
+    pred = jax.jit(forward.forward)(model.corona_params(toy.problem.base_params, theta), toy.model)
+    m = float(np.interp(np.log(10.0), np.log(toy.model.milky_way.E_secondary_GeV), np.log(pred.total.gamma)))
+    by_hand = -0.5 * ((s * np.exp(m) - 1e-8) / 2e-9) ** 2 + float(dist.Normal(1.0, 0.1).log_prob(s))
+    assert with_toy - without == pytest.approx(by_hand, rel=1e-9)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from corona_jax import forward, grids, params, sky
+from corona_jax import forward, gas, grids, milky_way, params, sky, transport
+from corona_jax.model import build_model
 from corona_jax.units import KPC_CM
 
 BASELINE = params.preset("baseline")
@@ -30,13 +31,13 @@ def test_dipole_points_to_the_centre(baseline_sky, coarse_forward_model):
 
 def test_neutrinos_are_not_absorbed_and_photons_are(coarse_forward_model):
     m = coarse_forward_model
-    E = np.asarray(m.E_secondary_GeV)
+    E = np.asarray(m.milky_way.E_secondary_GeV)
     low = E < 1.0e4  # CMB transparent: gamma paths equal the plain chords
-    np.testing.assert_array_equal(np.asarray(m.path_gamma_kpc)[:, low, :],
-                                  np.broadcast_to(np.asarray(m.path_nu_kpc)[:, None, :], (m.psi_rad.size, low.sum(), m.path_nu_kpc.shape[1])))
+    np.testing.assert_array_equal(np.asarray(m.milky_way.path_gamma_kpc)[:, low, :],
+                                  np.broadcast_to(np.asarray(m.milky_way.path_nu_kpc)[:, None, :], (m.milky_way.psi_rad.size, low.sum(), m.milky_way.path_nu_kpc.shape[1])))
     pev = np.argmin(np.abs(E - 2.2e6))
     # towards the anticentre (~240 kpc of gas) at 2 PeV only a few per cent get through
-    ratio = np.asarray(m.path_gamma_kpc)[-1, pev].sum() / np.asarray(m.path_nu_kpc)[-1].sum()
+    ratio = np.asarray(m.milky_way.path_gamma_kpc)[-1, pev].sum() / np.asarray(m.milky_way.path_nu_kpc)[-1].sum()
     assert ratio < 0.1
 
 
@@ -56,10 +57,10 @@ def test_sky_mean_of_the_model_matches_the_radial_identity(baseline_sky, coarse_
         log_term = np.where(faces == d, 0.0, (faces**2 - d**2) / 2 * np.log((faces + d) / np.abs(faces - d)))
     weights = np.diff((log_term + d * faces) / (2 * d)) * KPC_CM / (4 * np.pi)
     tm = m.transport
-    n = np.asarray(forward.gas_density_cells(BASELINE, tm.faces_kpc, tm.centres_kpc))
-    G = forward.transport.unit_spectrum_density(BASELINE, tm)
-    j = forward.proton_density_on_table_grid(BASELINE, m, G)
-    q = n[None, :] * (np.asarray(m.emission_nu_all) @ np.asarray(j))
+    n = np.asarray(gas.gas_density_cells(BASELINE, tm.faces_kpc, tm.centres_kpc))
+    G = transport.unit_spectrum_density(BASELINE, tm)
+    j = milky_way.proton_density_on_table_grid(BASELINE, m.milky_way, tm, G)
+    q = n[None, :] * (np.asarray(m.milky_way.emission_nu_all) @ np.asarray(j))
     expected = q @ weights
     got = np.asarray(baseline_sky.milky_way.sky_mean_nu_all_flavour)
     ok = expected > 0
@@ -69,7 +70,7 @@ def test_sky_mean_of_the_model_matches_the_radial_identity(baseline_sky, coarse_
 def _icecube_band_log_flux(p, model):
     """ln of the sky-mean per-flavour neutrino energy flux over 100 TeV - 1 PeV."""
     mw = forward.forward(p, model).milky_way
-    E = model.E_secondary_GeV
+    E = model.milky_way.E_secondary_GeV
     band = (E >= 1.0e5) & (E <= 1.0e6)
     return jnp.log(jnp.sum(jnp.where(band, E * mw.sky_mean_nu_all_flavour, 0.0)) / 3)
 
@@ -96,9 +97,9 @@ def test_milky_way_converges_under_refinement():
     res = grids.resolution("default")
     results = []
     for r in (res, res.refined(2)):
-        m = forward.build_forward_model(r)
+        m = build_model(resolution=r)
         results.append(jax.jit(forward.forward)(BASELINE, m).milky_way)
-    E = np.asarray(forward.build_forward_model(res).E_secondary_GeV)
+    E = np.asarray(build_model(resolution=res).milky_way.E_secondary_GeV)
     idx = [int(np.argmin(np.abs(E - e))) for e in (1.0, 1.0e3, 1.0e5)]
     for field in ("sky_mean_gamma", "anticentre_gamma", "sky_mean_nu_all_flavour", "dipole_nu"):
         a, b = (np.asarray(getattr(mw, field))[idx] for mw in results)
@@ -109,7 +110,7 @@ def test_healpix_map(baseline_sky, coarse_forward_model):
     healpy = pytest.importorskip("healpy")
     m = coarse_forward_model
     I = np.asarray(baseline_sky.milky_way.gamma)[:, 20]
-    psi = np.asarray(m.psi_rad)
+    psi = np.asarray(m.milky_way.psi_rad)
     hmap = sky.healpix_map(I, psi, 32)
     assert hmap.size == healpy.nside2npix(32)
     assert hmap[healpy.ang2pix(32, 0.0, 0.0, lonlat=True)] == pytest.approx(I[0], rel=0.02)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from corona_jax import grids, interactions, tables
+from corona_jax import table_generation as generation
 from corona_jax.errors import ConfigError, DataError
 from corona_jax.units import PROTON_MASS_GEV
 
@@ -19,7 +20,7 @@ def shipped():
 
 def _energy_fraction(t, name):
     """int E dsigma/dE dE / (sigma_inel E_p) on the shipped grids."""
-    moment = tables.energy_moment_GeV_mb(t.E_s_GeV, t.dsigma_dE_mb_per_GeV[name])
+    moment = generation.energy_moment_GeV_mb(t.E_s_GeV, t.dsigma_dE_mb_per_GeV[name])
     return moment / np.where(t.sigma_inel_mb > 0, t.sigma_inel_mb * t.E_p_GeV, np.inf)
 
 
@@ -46,7 +47,7 @@ def test_low_energy_junction_is_smooth_in_the_shipped_table(shipped):
     # lies between the slopes of the neighbouring intervals below and above
     for name in tables.SECONDARIES:
         f = _energy_fraction(shipped, name)
-        k = int(np.searchsorted(shipped.E_p_GeV, tables.AAFRAG_MIN_E_GeV))  # first AAfrag node
+        k = int(np.searchsorted(shipped.E_p_GeV, generation.AAFRAG_MIN_E_GeV))  # first AAfrag node
         slopes = np.diff(np.log(f[k - 3 : k + 3]))
         across = slopes[2]
         assert min(slopes[1], slopes[3]) * 0.7 < across < max(slopes[1], slopes[3]) * 1.3, slopes
@@ -70,17 +71,17 @@ def test_missing_and_corrupt_tables_give_clear_errors(tmp_path, shipped):
         tables.load_pp_tables(str(broken))
     negative = tmp_path / "negative.h5"
     bad = shipped._replace(sigma_inel_mb=-shipped.sigma_inel_mb)
-    tables.write_pp_tables(str(negative), bad)
+    generation.write_pp_tables(str(negative), bad)
     with pytest.raises(DataError, match="corrupt"):
         tables.load_pp_tables(str(negative))
 
 
 def test_secondary_grid_must_lie_on_the_table_nodes():
     with pytest.raises(ConfigError, match="divides 20"):
-        interactions.emission_matrix("gamma", tables.TABLE_PROTON_E_GeV, np.geomspace(0.1, 1e3, 7 * 4 + 1))
+        interactions.emission_matrix("gamma", generation.TABLE_PROTON_E_GeV, np.geomspace(0.1, 1e3, 7 * 4 + 1))
     E_s = grids.secondary_energy_grid(grids.resolution("coarse"))
-    K = interactions.emission_matrix("gamma", tables.TABLE_PROTON_E_GeV, E_s)
-    assert K.shape == (E_s.size, tables.TABLE_PROTON_E_GeV.size) and np.all(K >= 0)
+    K = interactions.emission_matrix("gamma", generation.TABLE_PROTON_E_GeV, E_s)
+    assert K.shape == (E_s.size, generation.TABLE_PROTON_E_GeV.size) and np.all(K >= 0)
 
 
 # --- against aafragpy itself (skipped where it is not installed) --------------------
@@ -92,27 +93,27 @@ def test_all_secondaries_conserve_energy():
     E_s = np.logspace(-4.0, 11.5, 1551)
     E_p = np.array([1.0e3, 1.0e4, 1.0e5, 1.0e7, 1.0e9])  # 0.918 at 1e2, 0.901 at 1e10 GeV
     total = 0.0
-    aafrag, _ = tables._aafragpy()
+    aafrag, _ = generation._aafragpy()
     for secondary in ("gam", "el", "posi", "nu_all", "p", "ap", "n", "an"):
         cs, _, _ = aafrag.get_cross_section(secondary, "p-p", E_p, E_s)
-        total = total + tables.energy_moment_GeV_mb(E_s, cs)
-    ratio = total / (tables.sigma_inel_kafexhiu_mb(E_p) * (E_p + PROTON_MASS_GEV))
+        total = total + generation.energy_moment_GeV_mb(E_s, cs)
+    ratio = total / (generation.sigma_inel_kafexhiu_mb(E_p) * (E_p + PROTON_MASS_GEV))
     assert np.all((ratio > 0.92) & (ratio < 0.98)), ratio
 
 
 def test_junction_is_continuous_in_secondary_energy():
     pytest.importorskip("aafragpy")
-    E_s = tables._MOMENT_E_GeV
+    E_s = generation._MOMENT_E_GeV
     for name in tables.SECONDARIES:
-        below, above = tables.production_cross_section(name, [4.0 * (1 - 1e-9), 4.0], E_s)
-        m_below, m_above = tables.energy_moment_GeV_mb(E_s, np.stack([below, above]))
+        below, above = generation.production_cross_section(name, [4.0 * (1 - 1e-9), 4.0], E_s)
+        m_below, m_above = generation.energy_moment_GeV_mb(E_s, np.stack([below, above]))
         assert m_below == pytest.approx(m_above, rel=1e-6)
 
 
 def test_regeneration_reproduces_the_shipped_file(tmp_path, shipped):
     pytest.importorskip("aafragpy")
     path = tmp_path / "regenerated.h5"
-    tables.write_pp_tables(str(path), tables.generate_pp_tables())
+    generation.write_pp_tables(str(path), generation.generate_pp_tables())
     with h5py.File(tables.default_table_path(), "r") as a, h5py.File(path, "r") as b:
         assert dict(a.attrs) == dict(b.attrs)
         names = []
@@ -140,7 +141,7 @@ def test_proton_grid_quadrature_converges():
         E_p = np.logspace(0.0, 10.0, 10 * per_decade + 1)
         w = np.full(E_p.size, math.log(E_p[1] / E_p[0]))
         w[[0, -1]] *= 0.5
-        K = (w * E_p)[None, :] * tables.production_cross_section("gamma", E_p, E_s).T
+        K = (w * E_p)[None, :] * generation.production_cross_section("gamma", E_p, E_s).T
         return K @ (E_p**-2.4 * np.exp(-E_p / 1.0e8))
 
     rel = np.abs(q(20) / q(40) - 1.0)

@@ -110,7 +110,7 @@ def test_paper_statements(default_model):
         assert slope == pytest.approx(-1.0 / 3.0, abs=0.03), (r0, slope)
 
 
-def _log_j(p, model, adjoint="discrete"):
+def _log_j(p, model, adjoint=transport.DiscreteAdjoint()):
     G = transport.unit_spectrum_density(p, model, adjoint)
     j = cosmic_rays.cr_density(p, model, G)
     k = int(np.argmin(np.abs(np.log(np.asarray(model.E_GeV) / 1e5))))
@@ -129,21 +129,20 @@ def test_gradient_of_log_j_matches_central_differences(default_model, field):
     assert g != 0.0
 
 
-@pytest.mark.parametrize("stored_bytes", [transport.STORED_STATES_MAX_BYTES, 0.0], ids=["all-states", "checkpoints"])
-def test_discrete_adjoint_equals_autodiff(default_model, monkeypatch, stored_bytes):
+@pytest.mark.parametrize("stored_bytes", [transport.DiscreteAdjoint().max_stored_bytes, 0.0], ids=["all-states", "checkpoints"])
+def test_discrete_adjoint_equals_autodiff(default_model, stored_bytes):
     """Both ways of the adjoint (every state kept; sqrt(N) blocks recomputed) are exact."""
-    monkeypatch.setattr(transport, "STORED_STATES_MAX_BYTES", stored_bytes)
     p = params.preset("hard")
     loss = lambda q, adj: jnp.sum(jnp.log(transport.unit_spectrum_density(q, default_model, adj)[:, :80]))
-    g1 = jax.grad(loss)(p, "discrete")
-    g2 = jax.grad(loss)(p, "autodiff")
+    g1 = jax.grad(loss)(p, transport.DiscreteAdjoint(max_stored_bytes=stored_bytes))
+    g2 = jax.grad(loss)(p, transport.AutodiffAdjoint())
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(float(a), float(b), rtol=1e-9, atol=1e-12)
 
 
 def test_forward_mode_available_with_autodiff_adjoint(default_model):
     p = params.preset("baseline")
-    f = lambda d: jnp.sum(transport.unit_spectrum_density(p._replace(log10_D0_cm2_s=d), default_model, "autodiff"))
+    f = lambda d: jnp.sum(transport.unit_spectrum_density(p._replace(log10_D0_cm2_s=d), default_model, transport.AutodiffAdjoint()))
     _, t = jax.jvp(f, (p.log10_D0_cm2_s,), (1.0,))
     g = jax.grad(lambda d: jnp.sum(transport.unit_spectrum_density(p._replace(log10_D0_cm2_s=d), default_model)))(p.log10_D0_cm2_s)
     assert float(t) == pytest.approx(float(g), rel=1e-9)

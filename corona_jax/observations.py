@@ -1,4 +1,4 @@
-"""Curated observational spectra with units and provenance.
+"""Curated observational spectra with units and provenance (the core loads them itself).
 
 Every file in corona_jax/data/observations is a CSV with a '#' header holding
 its provenance (dataset, quantity, reference, source, conversions) followed by
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from corona_jax.errors import DataError
+from .errors import DataError
 
 
 class SpectralData(NamedTuple):
@@ -51,7 +51,7 @@ COSMIC_RAY_DATASETS = {
 
 # The paper's "does not exceed the observed flux" with all of it: direct proton
 # spectra (AMS-02 above 20 GeV, where solar modulation is small) and the
-# KASCADE / KASCADE-Grande all-particle spectra of its Fig. 4 (physics.md sec. 2).
+# KASCADE / KASCADE-Grande all-particle spectra of its Fig. 4 (docs/physics.md sec. 2).
 DEFAULT_CR_DATASETS = ("AMS02", "DAMPE", "CREAM-III", "KASCADE2011", "KASCADE-Grande2013")
 
 # IceCube: per-flavour (nu + nubar of one flavour) astrophysical flux; one spectrum per likelihood

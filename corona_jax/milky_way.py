@@ -1,0 +1,138 @@
+"""The Milky Way stage: the pp emissivity of its corona, Eq. (6), and what an observer inside
+it sees (docs/physics.md sec. 3-4).
+
+q(E_s, r) = n_g(r) sum_p K[s, p] j(E_p, r) on the pp table's proton nodes, then the
+intensity along lines of sight, the all-sky mean, the anticentre (the isotropic part) and
+the dipole. Every output is linear in q, so the geometry is precomputed once into
+matrices (corona_jax.sky) held by a MilkyWayModel.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import grids, sky
+from .absorption import cmb_absorption_per_kpc
+from .cosmic_rays import injection_amplitude, log_spectrum_shape
+from .gas import gas_density_cells
+from .interactions import emission_matrix, emissivity
+from .params import CoronaParams
+from .safe import safe_log
+from .tables import PPTables
+from .transport import TransportModel
+from .units import GYR_S, KPC_CM
+
+
+class MilkyWayModel(NamedTuple):
+    """Static arrays of the Milky Way stage (a pytree; build once with build_milky_way_model)."""
+
+    E_table_GeV: jax.Array  # (N_f,) proton energies of the emissivity integral (pp-table nodes)
+    table_lower: jax.Array  # (N_f,) int: index of the solver energy just below each E_table
+    table_weight: jax.Array  # (N_f,) weight of the upper neighbour in ln E
+    E_secondary_GeV: jax.Array  # (N_s,) gamma / neutrino energies
+    psi_rad: jax.Array  # (N_psi,) directions from the Galactic centre
+    emission_gamma: jax.Array  # (N_s, N_f) [cm^3 s^-1]: q = n_g K @ j
+    emission_nu_all: jax.Array  # (N_s, N_f)
+    path_gamma_kpc: jax.Array  # (N_psi, N_s, N_r) CMB-absorbed path through each shell
+    path_nu_kpc: jax.Array  # (N_psi, N_r) plain chord lengths
+    sky_mean_gamma_kpc: jax.Array  # (N_s, N_r) <P_k> over the sky, with absorption
+    sky_first_gamma_kpc: jax.Array  # (N_s, N_r) <cos psi P_k>
+    sky_mean_nu_kpc: jax.Array  # (N_r,)
+    sky_first_nu_kpc: jax.Array  # (N_r,)
+    cmb_absorption_per_kpc: jax.Array  # (N_s,) 1 / lambda_gamma gamma
+
+
+def build_milky_way_model(tm: TransportModel, res: grids.Resolution, observer_kpc: float,
+                          pp: PPTables) -> MilkyWayModel:
+    """Emission matrices from the pp table and line-of-sight matrices from the observer (numpy, once).
+
+    The emissivity integral over proton energy runs on the pp table's own nodes (20 per
+    decade), whatever the solver's energy grid: the solver's G is interpolated there in
+    ln G - ln E, and the injected spectrum is evaluated exactly.
+    """
+    E_p = np.asarray(tm.E_GeV)
+    E_f = pp.E_p_GeV[(pp.E_p_GeV >= E_p[0] * (1 - 1e-12)) & (pp.E_p_GeV <= E_p[-1] * (1 + 1e-12))]
+    lower = np.clip(np.searchsorted(E_p, E_f * (1 + 1e-12)) - 1, 0, E_p.size - 2)
+    weight = np.clip(np.log(E_f / E_p[lower]) / np.log(E_p[lower + 1] / E_p[lower]), 0.0, 1.0)
+    E_s = grids.secondary_energy_grid(res)
+    psi = sky.psi_grid_rad(res.n_psi)
+    kappa = cmb_absorption_per_kpc(E_s)
+    faces = np.asarray(tm.faces_kpc)
+    mean_gamma, first_gamma = sky.sky_average_matrices_kpc(faces, observer_kpc, kappa)
+    mean_nu, first_nu = sky.sky_average_matrices_kpc(faces, observer_kpc, np.zeros(1))
+    arrays = dict(
+        E_table_GeV=E_f,
+        table_weight=weight,
+        E_secondary_GeV=E_s,
+        psi_rad=psi,
+        emission_gamma=emission_matrix("gamma", E_f, E_s, pp),
+        emission_nu_all=emission_matrix("nu_all", E_f, E_s, pp),
+        path_gamma_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), kappa),
+        path_nu_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), np.zeros(1))[:, 0, :],
+        sky_mean_gamma_kpc=mean_gamma,
+        sky_first_gamma_kpc=first_gamma,
+        sky_mean_nu_kpc=mean_nu[0],
+        sky_first_nu_kpc=first_nu[0],
+        cmb_absorption_per_kpc=kappa,
+    )
+    arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in arrays.items()}
+    return MilkyWayModel(table_lower=jnp.asarray(lower), **arrays)
+
+
+def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr):
+    """j(E_table, r) [GeV^-1 cm^-3]: G interpolated linearly in ln G - ln E, spectrum exact."""
+    log_G = safe_log(G_Gyr)
+    w = model.table_weight[:, None]
+    log_G_f = (1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1]
+    shape = jnp.exp(log_spectrum_shape(params, model.E_table_GeV)) * GYR_S
+    return injection_amplitude(params, tm) * shape[:, None] * jnp.exp(log_G_f)
+
+
+class MilkyWay(NamedTuple):
+    """Intensities of the Milky Way corona [GeV^-1 cm^-2 s^-1 sr^-1]; axes (psi, E) or (E,)."""
+
+    gamma: jax.Array  # I(psi, E), CMB absorption included
+    nu_all_flavour: jax.Array  # I(psi, E), nu_e + nu_mu + antineutrinos (+ nu_tau after oscillation)
+    sky_mean_gamma: jax.Array
+    sky_mean_nu_all_flavour: jax.Array
+    anticentre_gamma: jax.Array  # I(E, psi = pi): the isotropic part
+    anticentre_nu_all_flavour: jax.Array
+    dipole_gamma: jax.Array  # 3 <I cos psi> / <I>
+    dipole_nu: jax.Array
+    luminosity_gamma: jax.Array  # L(E) = int q dV [GeV^-1 s^-1], no absorption
+    luminosity_nu_all_flavour: jax.Array
+    emissivity_gamma: jax.Array  # q(E, r) [GeV^-1 cm^-3 s^-1], Eq. (6)
+    emissivity_nu_all_flavour: jax.Array
+
+
+def spectral_luminosity(q_per_GeV_cm3_s, volumes_kpc3):
+    """L(E) = int q 4 pi r^2 dr [GeV^-1 s^-1] from q (N_s, N_r); volumes are cell volume / 4 pi [kpc^3]."""
+    return q_per_GeV_cm3_s @ (4.0 * np.pi * volumes_kpc3 * KPC_CM**3)
+
+
+def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr) -> MilkyWay:
+    """Emissivity (Eq. 6) and line-of-sight integrals, from the solver's G (N_E, N_r) [Gyr]."""
+    n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
+    j = proton_density_on_table_grid(params, model, tm, G_Gyr)
+    q_gamma = emissivity(n_gas, model.emission_gamma, j)
+    q_nu = emissivity(n_gas, model.emission_nu_all, j)
+    I_gamma = sky.intensity(model.path_gamma_kpc, q_gamma)
+    I_nu = sky.intensity(model.path_nu_kpc, q_nu)
+    mean_gamma = sky.sky_average(model.sky_mean_gamma_kpc, q_gamma)
+    mean_nu = sky.sky_average(model.sky_mean_nu_kpc, q_nu)
+    return MilkyWay(
+        gamma=I_gamma,
+        nu_all_flavour=I_nu,
+        sky_mean_gamma=mean_gamma,
+        sky_mean_nu_all_flavour=mean_nu,
+        anticentre_gamma=I_gamma[-1],
+        anticentre_nu_all_flavour=I_nu[-1],
+        dipole_gamma=sky.dipole_amplitude(mean_gamma, sky.sky_average(model.sky_first_gamma_kpc, q_gamma)),
+        dipole_nu=sky.dipole_amplitude(mean_nu, sky.sky_average(model.sky_first_nu_kpc, q_nu)),
+        luminosity_gamma=spectral_luminosity(q_gamma, tm.volumes_kpc3),
+        luminosity_nu_all_flavour=spectral_luminosity(q_nu, tm.volumes_kpc3),
+        emissivity_gamma=q_gamma,
+        emissivity_nu_all_flavour=q_nu,
+    )

@@ -1,0 +1,286 @@
+"""Likelihood terms: each data set is one object that declares its nuisance parameters with
+their priors, predicts its values from a Prediction and the model, and returns its
+log-likelihood (docs/architecture.md, "Likelihood semantics"). The NumPyro model sums them.
+
+Terms are JAX pytrees: the data are traced arrays, the name and the mode static. A
+registry, DATA_SOURCES, maps each key of a run configuration's [data] section to the data
+sets it may name, its likelihood modes and the function that builds its terms; adding a
+data set means writing one term class and one registry entry.
+
+Which flux is compared with which data:
+
+* cosmic rays: the proton flux at the observer (total energy; kinetic energies of direct
+  data are converted) against direct proton spectra (in the configured mode) and air-shower
+  all-particle spectra (one-sided: protons cannot exceed all particles; with mock data,
+  which are the model's protons, in the configured mode);
+* IceCube (per flavour): the all-sky mean, Milky Way + other galaxies, at the data's energies;
+* Fermi-LAT IGRB: the isotropic part (Milky Way anticentre + other galaxies) integrated over
+  each band, against the band intensities shifted by one correlated foreground nuisance
+  eta ~ N(0, 1) (eta > 0 moves every band up by eta * fgsyst_hi, eta < 0 down by |eta| * fgsyst_lo).
+
+Modes: 'bound' = one-sided (the corona must not exceed the data), 'measurement' = the corona
+is the whole measured flux (split normal), 'component' = data = corona + a free nuisance
+spectrum (IceCube: a power law; Fermi: a power law with an exponential cut-off).
+"""
+
+import dataclasses
+from typing import Callable, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+
+from corona_jax import observations
+from corona_jax.errors import ConfigError
+from corona_jax.forward import NEUTRINO_FLAVOURS, Prediction
+from corona_jax.model import CoronaModel
+from corona_jax.safe import safe_log
+from corona_jax.units import PROTON_MASS_GEV
+
+from . import likelihoods
+
+_BAND_NODES, _BAND_WEIGHTS = np.polynomial.legendre.leggauss(8)
+NU_PIVOT_GeV = 1.0e5
+
+
+def static_field(**kwargs):
+    """A dataclass field that is part of the pytree's structure (not traced)."""
+    return dataclasses.field(metadata=dict(static=True), **kwargs)
+
+
+def pytree_dataclass(cls):
+    """Class decorator: a frozen dataclass registered as a JAX pytree (static_field = metadata)."""
+    return jax.tree_util.register_dataclass(dataclasses.dataclass(frozen=True, eq=False)(cls))
+
+
+def loglog_interp(E_grid, values, E_query):
+    """values (> 0 or 0) interpolated linearly in ln value - ln E."""
+    return jnp.exp(jnp.interp(jnp.log(E_query), jnp.log(E_grid), safe_log(values)))
+
+
+def band_quadrature(E_lo_GeV, E_hi_GeV):
+    """Nodes [GeV] and weights [GeV] with int_{E_lo}^{E_hi} f dE = sum(weights * f(nodes), axis=1):
+    8-point Gauss-Legendre in ln E per band, shapes (N_bands, 8) (numpy)."""
+    a, b = np.log(E_lo_GeV)[:, None], np.log(E_hi_GeV)[:, None]
+    nodes = np.exp(0.5 * (b - a) * _BAND_NODES[None, :] + 0.5 * (a + b))
+    return nodes, 0.5 * (b - a) * _BAND_WEIGHTS[None, :] * nodes
+
+
+class LikelihoodTerm:
+    """Interface of a data set in the likelihood. Subclasses are @pytree_dataclass dataclasses
+    with at least name, E_GeV, value, err_lo, err_hi and is_upper_limit (for the results)."""
+
+    energy_power: ClassVar[int] = 2  # plots show E^power x value
+    x_label: ClassVar[str] = "E [GeV]"
+    y_label: ClassVar[str] = r"$E^2\,dN/dE$ [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]"
+
+    def nuisance_priors(self) -> dict:
+        """{site name: numpyro distribution} of this term's own nuisance parameters."""
+        return {}
+
+    def predict(self, prediction: Prediction, model: CoronaModel):
+        """The model at this data set's points, in the data's units."""
+        raise NotImplementedError
+
+    def log_likelihood(self, predicted, nuisances: dict):
+        """log L of the data given the predicted values and this term's nuisance values."""
+        raise NotImplementedError
+
+    def mocked(self, predicted, rng: np.random.Generator) -> "LikelihoodTerm":
+        """The same term with its values replaced by `predicted` plus Gaussian noise of each row's
+        relative error (mean of err_lo and err_hi over the value); upper-limit rows become
+        measurements with 100 % error."""
+        m = np.asarray(predicted)
+        value = np.asarray(self.value)
+        ul = np.asarray(self.is_upper_limit)
+        rel = np.where(ul | (value <= 0), 1.0,
+                       0.5 * (np.asarray(self.err_lo) + np.asarray(self.err_hi)) / np.where(value > 0, value, 1.0))
+        sigma = rel * m
+        mock = np.maximum(m + sigma * rng.standard_normal(m.shape), 1e-3 * m)
+        return dataclasses.replace(self, value=mock, err_lo=sigma, err_hi=sigma, is_upper_limit=np.zeros_like(ul))
+
+
+@pytree_dataclass
+class ProtonSpectrum(LikelihoodTerm):
+    """A cosmic-ray spectrum against the proton flux at the observer (direct protons, or all
+    particles from air showers, which the protons must not exceed: mode 'bound')."""
+
+    E_GeV: np.ndarray  # total energy
+    value: np.ndarray  # dN/dE [GeV^-1 cm^-2 s^-1 sr^-1]
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray
+    name: str = static_field()
+    mode: str = static_field()  # 'bound' or 'measurement'
+
+    def predict(self, prediction, model):
+        return loglog_interp(model.transport.E_GeV, prediction.local_flux_per_GeV_cm2_s_sr, self.E_GeV)
+
+    def log_likelihood(self, predicted, nuisances):
+        return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, self.mode)
+
+
+@pytree_dataclass
+class NeutrinoSpectrum(LikelihoodTerm):
+    """IceCube per-flavour spectrum against the all-sky mean (Milky Way + other galaxies);
+    mode 'component' adds an astrophysical power law with its own normalisation and index."""
+
+    E_GeV: np.ndarray
+    value: np.ndarray  # per flavour, nu + nubar [GeV^-1 cm^-2 s^-1 sr^-1]
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray
+    name: str = static_field()
+    mode: str = static_field()  # 'bound', 'measurement' or 'component'
+
+    def nuisance_priors(self):
+        if self.mode != "component":
+            return {}
+        return {"nu_astro_log10_norm": dist.Uniform(-20.0, -16.0),  # per-flavour dN/dE at 100 TeV
+                "nu_astro_index": dist.Uniform(1.5, 3.5)}
+
+    def predict(self, prediction, model):
+        mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
+        return loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, self.E_GeV)
+
+    def log_likelihood(self, predicted, nuisances):
+        mode = self.mode
+        if mode == "component":
+            astro = 10.0 ** nuisances["nu_astro_log10_norm"] * (self.E_GeV / NU_PIVOT_GeV) ** (-nuisances["nu_astro_index"])
+            predicted, mode = predicted + astro, "measurement"
+        return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, mode)
+
+
+@pytree_dataclass
+class GammaBands(LikelihoodTerm):
+    """Fermi-LAT IGRB band intensities against the isotropic gamma rays integrated over each band,
+    with the correlated foreground nuisance eta; mode 'component' adds a cut-off power law."""
+
+    E_GeV: np.ndarray  # band centres sqrt(E_lo E_hi)
+    value: np.ndarray  # band intensity [cm^-2 s^-1 sr^-1]
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray  # all False
+    fgsyst_lo: np.ndarray  # foreground systematic, correlated across bands
+    fgsyst_hi: np.ndarray
+    nodes_GeV: np.ndarray  # (N_bands, 8) band_quadrature
+    weights_GeV: np.ndarray
+    name: str = static_field()
+    mode: str = static_field()
+
+    energy_power: ClassVar[int] = 1
+    x_label: ClassVar[str] = "band centre [GeV]"
+    y_label: ClassVar[str] = r"$E_c \times$ band intensity [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]"
+
+    def nuisance_priors(self):
+        priors = {"fermi_foreground_eta": dist.Normal(0.0, 1.0)}
+        if self.mode == "component":
+            priors.update(igrb_log10_norm=dist.Uniform(-9.0, -5.0),  # dN/dE at 1 GeV
+                          igrb_index=dist.Uniform(1.8, 2.8),
+                          igrb_log10_cutoff_GeV=dist.Uniform(1.5, 3.5))
+        return priors
+
+    def band_integrals(self, dN_dE):
+        """int dN/dE dE over each band, dN_dE evaluated at the quadrature nodes (callable)."""
+        return jnp.sum(self.weights_GeV * dN_dE(self.nodes_GeV), axis=1)
+
+    def predict(self, prediction, model):
+        E_s = model.milky_way.E_secondary_GeV
+        return self.band_integrals(lambda E: loglog_interp(E_s, prediction.total.gamma, E))
+
+    def log_likelihood(self, predicted, nuisances):
+        eta = nuisances["fermi_foreground_eta"]
+        shifted = self.value + jnp.where(eta > 0, eta * self.fgsyst_hi, eta * self.fgsyst_lo)
+        if self.mode == "bound":
+            return likelihoods.must_not_exceed(predicted, shifted, self.err_hi)
+        if self.mode == "component":
+            norm, index = 10.0 ** nuisances["igrb_log10_norm"], nuisances["igrb_index"]
+            cutoff = 10.0 ** nuisances["igrb_log10_cutoff_GeV"]
+            predicted = predicted + self.band_integrals(lambda E: norm * E ** (-index) * jnp.exp(-E / cutoff))
+        return likelihoods.split_normal(predicted, shifted, self.err_lo, self.err_hi)
+
+    def mocked(self, predicted, rng):
+        zero = np.zeros_like(np.asarray(self.value))
+        return dataclasses.replace(super().mocked(predicted, rng), fgsyst_lo=zero, fgsyst_hi=zero)
+
+
+def _spectrum_arrays(d: observations.SpectralData):
+    """(E_GeV total, value, err_lo, err_hi, is_upper_limit) of a spectrum; upper-limit rows carry no errors."""
+    E = d.E_GeV + (PROTON_MASS_GEV if d.energy_kind == "kinetic" else 0.0)
+    err_lo = np.where(d.is_upper_limit, 0.0, np.nan_to_num(d.err_lo))
+    err_hi = np.where(d.is_upper_limit, 0.0, np.nan_to_num(d.err_hi))
+    return dict(E_GeV=E, value=d.flux_per_GeV_cm2_s_sr, err_lo=err_lo, err_hi=err_hi, is_upper_limit=d.is_upper_limit)
+
+
+def cosmic_ray_terms(names, mode, mock):
+    terms = []
+    for n in names:
+        d = observations.load_cosmic_ray_dataset(n)
+        # protons can never exceed the all-particle flux ... but mock data are the model's protons
+        term_mode = mode if (d.species != "all-particle" or mock) else "bound"
+        terms.append(ProtonSpectrum(**_spectrum_arrays(d), name=n, mode=term_mode))
+    return terms
+
+
+def neutrino_terms(name, mode, mock):
+    return [NeutrinoSpectrum(**_spectrum_arrays(observations.load_neutrino_dataset(name)), name=name, mode=mode)]
+
+
+def gamma_band_terms(model_name, mode, mock):
+    b = observations.load_gamma_bands(model_name)
+    nodes, weights = band_quadrature(b.E_lo_GeV, b.E_hi_GeV)
+    return [GammaBands(np.sqrt(b.E_lo_GeV * b.E_hi_GeV), b.intensity_per_cm2_s_sr, b.err_lo, b.err_hi,
+                       np.zeros(b.E_lo_GeV.size, bool), b.fgsyst_lo, b.fgsyst_hi, nodes, weights, name=b.name, mode=mode)]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """One key of the [data] section: the data sets it may name, its modes, and its terms.
+
+    build(value, mode, mock) -> list of terms; value is a list of names when `many`, else one
+    name or 'none' (no term). mode_key names the key of its likelihood mode (None: no modes).
+    """
+
+    choices: tuple
+    default: object
+    build: Callable
+    what: str  # 'cosmic-ray data set', ... for messages
+    many: bool = False
+    mode_key: str = None
+    modes: tuple = ()
+    default_mode: str = None
+
+    def check(self, key, value):
+        """ConfigError unless value names data sets of this source."""
+        if self.many:
+            if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+                raise ConfigError(f"[data] {key} must be a list of data-set names")
+            names = value
+        else:
+            if not isinstance(value, str):
+                raise ConfigError(f"[data] {key} must be a data-set name or 'none', got {value!r}")
+            names = [] if value == "none" else [value]
+        for n in names:
+            if n not in self.choices:
+                choices = ", ".join(self.choices) + ("" if self.many else " or 'none'")
+                raise ConfigError(f"unknown {self.what} {n!r}; choose from {choices}")
+        return tuple(value) if self.many else value
+
+    def terms(self, value, mode, mock):
+        if not self.many and value == "none":
+            return []
+        return self.build(value, mode, mock)
+
+
+DATA_SOURCES = {
+    "cosmic_rays": DataSource(tuple(observations.COSMIC_RAY_DATASETS), observations.DEFAULT_CR_DATASETS,
+                              cosmic_ray_terms, "cosmic-ray data set", many=True, mode_key="cosmic_ray_mode",
+                              modes=("bound", "measurement"), default_mode="bound"),
+    "neutrinos": DataSource(tuple(observations.NEUTRINO_DATASETS), observations.DEFAULT_NEUTRINO_DATASET,
+                            neutrino_terms, "neutrino data set", mode_key="neutrino_mode",
+                            modes=("bound", "component", "measurement"), default_mode="bound"),
+    "gamma_foreground": DataSource(observations.FOREGROUND_MODELS, "A", gamma_band_terms,
+                                   "Fermi-LAT foreground model", mode_key="gamma_mode",
+                                   modes=("bound", "component", "measurement"), default_mode="bound"),
+}
