@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from corona_jax import absorption, cascade, cosmology, extragalactic, forward, grids, params, tables
-from corona_jax.inference import datasets
+from corona_jax import observations as datasets
+from corona_jax.drivers import run_forward, xi_report
+from corona_jax.model import build_model
 
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import best_of  # noqa: E402
@@ -43,7 +45,7 @@ def standard_case():
     print("| E [GeV] | absorbed / free | (absorbed + cascade) / free |")
     print("|---|---|---|")
     for e in (1.0, 10.0, 100.0, 1.0e3, 1.0e4):
-        k = int(np.argmin(np.abs(np.log(E / e))))
+        k = grids.nearest_index(E, e)
         print(f"| {E[k]:g} | {absorbed[k] / free[k]:.4f} | {with_cascade[k] / free[k]:.4f} |")
     t = tables.load_ebl_table()
     for z in (0.1, 1.0):
@@ -55,17 +57,17 @@ def standard_case():
 
 def neutrinos_against_icecube():
     res = grids.resolution("default")
-    model = forward.build_forward_model(res)
+    model = build_model(resolution=res)
     cr = [datasets.load_cosmic_ray_dataset(n) for n in datasets.DEFAULT_CR_DATASETS]
     hese = datasets.load_neutrino_dataset()
     band = (hese.E_GeV >= 1.0e5) & (hese.E_GeV <= 1.0e6) & ~hese.is_upper_limit
-    E = np.asarray(model.E_secondary_GeV)
+    E = np.asarray(model.milky_way.E_secondary_GeV)
     print("\n### Per-flavour neutrinos against IceCube HESE 7.5 yr, 100 TeV - 1 PeV segments\n")
     print("| preset | segment [GeV] | other galaxies | isotropic total (MW anticentre + galaxies) | MW sky mean + galaxies | xi (formula / full) |")
     print("|---|---|---|---|---|---|")
     for name in params.PRESETS:
-        r = forward.run_forward(params.preset(name), res, "data", cr, model)
-        xi = forward.xi_report(r)
+        r = run_forward(params.preset(name), model, "data", cr)
+        xi = xi_report(r)
 
         def at(values, e):
             return float(np.exp(np.interp(np.log(e), np.log(E), np.log(np.maximum(values, 1e-300)))) / 3)
@@ -81,7 +83,7 @@ def neutrinos_against_icecube():
 def timings(repeat=20):
     res = grids.resolution("default")
     p = jax.tree.map(jnp.asarray, params.preset("baseline"))
-    model = forward.build_forward_model(res)
+    model = build_model(resolution=res)
     run = jax.jit(forward.forward)
     mw = run(p, model).milky_way
     other = jax.jit(extragalactic.extragalactic)

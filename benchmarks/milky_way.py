@@ -13,7 +13,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from corona_jax import forward, grids, params, sky, transport
+from corona_jax import forward, grids, milky_way, params, sky, transport
+from corona_jax.model import build_model
 from corona_jax.gas import gas_density_cells
 from corona_jax.interactions import emissivity
 
@@ -24,7 +25,7 @@ from timing import arguments, best_of  # noqa: E402
 def icecube_band_log_flux(p, model):
     """A fit-like scalar: ln of the per-flavour neutrino energy flux over 100 TeV - 1 PeV (sky mean)."""
     mw = forward.forward(p, model).milky_way
-    E = model.E_secondary_GeV
+    E = model.milky_way.E_secondary_GeV
     band = (E >= 1.0e5) & (E <= 1.0e6)
     return jnp.log(jnp.sum(jnp.where(band, E * mw.sky_mean_nu_all_flavour, 0.0)))
 
@@ -34,23 +35,23 @@ def main():
     res = grids.resolution(args.resolution)
     p = jax.tree.map(jnp.asarray, params.preset("baseline"))
     t0 = time.perf_counter()
-    model = forward.build_forward_model(res)
+    model = build_model(resolution=res)
     t_build = time.perf_counter() - t0
-    tm = model.transport
+    tm, mw = model.transport, model.milky_way
     G = jax.jit(transport.unit_spectrum_density)(p, tm)
     n_gas = gas_density_cells(p, tm.faces_kpc, tm.centres_kpc)
 
     @jax.jit
     def emissivities(p, G):
-        j = forward.proton_density_on_table_grid(p, model, G)
-        return emissivity(n_gas, model.emission_gamma, j), emissivity(n_gas, model.emission_nu_all, j)
+        j = milky_way.proton_density_on_table_grid(p, mw, tm, G)
+        return emissivity(n_gas, mw.emission_gamma, j), emissivity(n_gas, mw.emission_nu_all, j)
 
     q_gamma, q_nu = emissivities(p, G)
 
     @jax.jit
     def lines_of_sight(q_gamma, q_nu):
-        return (sky.intensity(model.path_gamma_kpc, q_gamma), sky.intensity(model.path_nu_kpc, q_nu),
-                sky.sky_average(model.sky_mean_gamma_kpc, q_gamma), sky.sky_average(model.sky_first_gamma_kpc, q_gamma))
+        return (sky.intensity(mw.path_gamma_kpc, q_gamma), sky.intensity(mw.path_nu_kpc, q_nu),
+                sky.sky_average(mw.sky_mean_gamma_kpc, q_gamma), sky.sky_average(mw.sky_first_gamma_kpc, q_gamma))
 
     solve = jax.jit(transport.unit_spectrum_density)
     run = jax.jit(forward.forward)
@@ -66,8 +67,8 @@ def main():
     ]
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
           f"jax {jax.__version__}; resolution {args.resolution}: {tm.E_GeV.shape[0]} proton energies, "
-          f"{model.E_table_GeV.shape[0]} in the emissivity integral, {model.E_secondary_GeV.shape[0]} gamma/nu "
-          f"energies, {tm.centres_kpc.shape[0]} cells, {model.psi_rad.shape[0]} directions, {res.n_t} steps\n")
+          f"{mw.E_table_GeV.shape[0]} in the emissivity integral, {mw.E_secondary_GeV.shape[0]} gamma/nu "
+          f"energies, {tm.centres_kpc.shape[0]} cells, {mw.psi_rad.shape[0]} directions, {res.n_t} steps\n")
     print("| part | best [ms] | median [ms] |")
     print("|---|---|---|")
     for name, (best, median) in rows:

@@ -12,12 +12,13 @@ import jax
 import numpy as np
 
 from corona_jax import forward, grids, params
+from corona_jax.model import build_model
 
 
 def sky(res, p):
-    model = forward.build_forward_model(res)
+    model = build_model(resolution=res)
     mw = jax.jit(forward.forward)(p, model).milky_way
-    return np.asarray(model.E_secondary_GeV), {k: np.asarray(v) for k, v in mw._asdict().items()}
+    return np.asarray(model.milky_way.E_secondary_GeV), {k: np.asarray(v) for k, v in mw._asdict().items()}
 
 
 def main():

@@ -10,21 +10,23 @@ the per-flavour neutrino sky mean.
 import numpy as np
 
 from corona_jax import forward, grids, params
-from corona_jax.inference import datasets
+from corona_jax import observations as datasets
+from corona_jax.drivers import run_forward
+from corona_jax.model import build_model
 
 
 def main():
     res = grids.resolution("default")
-    model = forward.build_forward_model(res)
+    model = build_model(resolution=res)
     cr_data = [datasets.load_cosmic_ray_dataset(n) for n in datasets.DEFAULT_CR_DATASETS]
     igrb, hese = datasets.load_gamma_dataset("Fermi-IGRB-A"), datasets.load_neutrino_dataset()
-    E = np.asarray(model.E_secondary_GeV)
+    E = np.asarray(model.milky_way.E_secondary_GeV)
 
     def at(values, E_data):
         return np.exp(np.interp(np.log(E_data), np.log(E), np.log(np.maximum(values, 1e-300))))
 
     for name in params.PRESETS:
-        r = forward.run_forward(params.preset(name), res, "data", cr_data, model)
+        r = run_forward(params.preset(name), model, "data", cr_data)
         mw = r.milky_way
         print(f"\n### {name}: L_CR = {10 ** r.cosmic_rays.params.log10_LCR_erg_s:.3g} erg/s "
               f"(binding {r.cosmic_rays.normalisation.binding_dataset})\n")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from corona_jax import cosmic_rays, grids, params, transport
+from corona_jax.units import R_SUN_KPC
 
 sys.path.insert(0, os.path.dirname(__file__))
 from numpy_transport import gradient_by_differences, solve_numpy  # noqa: E402
@@ -28,15 +29,15 @@ def main():
     model = transport.build_transport_model(res)
     NE, NR = model.E_GeV.shape[0], model.centres_kpc.shape[0]
 
-    def objective(q, m, adjoint="discrete"):
+    def objective(q, m, adjoint=transport.DiscreteAdjoint()):
         """Sum over energies of log J(E, R_sun) in the data range (a fit-like scalar)."""
         G = transport.unit_spectrum_density(q, m, adjoint)
-        flux = cosmic_rays.local_flux(q, m, G)
+        flux = cosmic_rays.local_flux(q, m, G, R_SUN_KPC)
         return jnp.sum(jnp.log(flux[20:90]))
 
     solve = jax.jit(transport.unit_spectrum_density)
     vg = jax.jit(jax.value_and_grad(objective))
-    vg_auto = jax.jit(jax.value_and_grad(lambda q, m: objective(q, m, "autodiff")))
+    vg_auto = jax.jit(jax.value_and_grad(lambda q, m: objective(q, m, transport.AutodiffAdjoint())))
     t0 = time.perf_counter()
     jax.block_until_ready(solve(p, model))
     compile_solve = time.perf_counter() - t0
@@ -61,7 +62,7 @@ def main():
         return float(objective_from_G(q, G))
 
     def objective_from_G(q, G):
-        flux = cosmic_rays.local_flux(q, model, jnp.asarray(G))
+        flux = cosmic_rays.local_flux(q, model, jnp.asarray(G), R_SUN_KPC)
         return jnp.sum(jnp.log(flux[20:90]))
 
     t0 = time.perf_counter()

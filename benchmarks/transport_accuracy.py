@@ -21,7 +21,7 @@ def at_points(p, res, **kw):
     m = transport.build_transport_model(res, **kw)
     G = solve(p, m)
     E = np.asarray(m.E_GeV)
-    rows = [int(np.argmin(np.abs(np.log(E / e)))) for e in E_CHECK]
+    rows = [grids.nearest_index(E, e) for e in E_CHECK]
     return np.asarray(cosmic_rays.at_radius(G[np.array(rows)], m, jnp.asarray(R_CHECK)))
 
 
@@ -74,7 +74,7 @@ def main():
         r, E = np.asarray(m.centres_kpc), np.asarray(m.E_GeV)
         sel = (r >= 30) & (r <= 200)
         for e in (1e2, 1e4, 1e5, 1e6, 1e8):
-            k = int(np.argmin(np.abs(np.log(E / e))))
+            k = grids.nearest_index(E, e)
             print(f"| {history} | {e:.0e} | {-np.polyfit(np.log(r[sel]), np.log(G[k, sel]), 1)[0]:.3f} |")
         band = (E >= 1e3) & (E <= 1e6)
         slopes[history] = [np.polyfit(np.log(E[band]), np.log(G[band, int(np.argmin(np.abs(r - r0)))]), 1)[0]
@@ -85,9 +85,9 @@ def main():
 
     near = transport.build_transport_model(dataclasses.replace(base, R_out_kpc=500.0), boundary="absorbing")
     m = transport.build_transport_model(base)
-    k = int(np.argmin(np.abs(np.log(np.asarray(m.E_GeV) / 1e8))))
+    k = grids.nearest_index(m.E_GeV, 1e8)
     a = lambda mm: float(cosmic_rays.at_radius(solve(p, mm), mm, 100.0)[k])
-    print(f"\nAbsorbing boundary at 0.5 Mpc: n(1e8 GeV, 100 kpc) low by {1 - a(near) / a(m):.1%} (physics.md: ~25 %)")
+    print(f"\nAbsorbing boundary at 0.5 Mpc: n(1e8 GeV, 100 kpc) low by {1 - a(near) / a(m):.1%} (docs/physics.md: ~25 %)")
 
 
 if __name__ == "__main__":

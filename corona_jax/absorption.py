@@ -1,4 +1,4 @@
-"""Gamma-ray absorption by pair production on the CMB, gamma gamma -> e+ e- (physics.md sec. 4).
+"""Gamma-ray absorption by pair production on the CMB, gamma gamma -> e+ e- (docs/physics.md sec. 4).
 
 The Breit-Wheeler cross section, in s0 = s / (4 m_e^2) with beta^2 = 1 - 1/s0,
 

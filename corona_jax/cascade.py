@@ -1,4 +1,4 @@
-"""Electromagnetic cascades of absorbed gamma rays: a 1-D, energy-only transfer matrix (physics.md sec. 5).
+"""Electromagnetic cascades of absorbed gamma rays: a 1-D, energy-only transfer matrix (docs/physics.md sec. 5).
 
 Photons travel from their source redshift to z = 0 on a log energy grid with
 PER_DECADE nodes per decade, in redshift steps 1 + z_k = 10^(k / PER_DECADE), so that

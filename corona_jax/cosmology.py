@@ -1,4 +1,4 @@
-"""Flat Lambda-CDM background and the comoving stellar-mass density rho*(z) (physics.md sec. 5).
+"""Flat Lambda-CDM background and the comoving stellar-mass density rho*(z) (docs/physics.md sec. 5).
 
 rho*(z) = (1 - R) int_z^inf psi(z') dz' / ((1 + z') H(z')), with the cosmic star-formation
 history of Madau & Dickinson (2014), ARA&A 52, 415, Eq. (15),
@@ -15,7 +15,7 @@ from .units import C_CM_S, KM_CM, M_STAR_MW_MSUN, MPC_CM, YEAR_S
 
 
 class Cosmology(NamedTuple):
-    """Flat LambdaCDM; defaults of physics.md sec. 5. z_max: the largest source redshift."""
+    """Flat LambdaCDM; defaults of docs/physics.md sec. 5. z_max: the largest source redshift."""
 
     H0_km_s_Mpc: float = 67.7
     Omega_M: float = 0.31

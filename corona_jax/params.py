@@ -28,7 +28,7 @@ class CoronaParams(NamedTuple):
 
 
 # Present-day luminosity used when no normalisation to data is asked for. The
-# paper normalises to the local CR flux instead (corona_jax.normalisation).
+# paper normalises to the local CR flux instead (cosmic_rays.normalise_to_data).
 NOMINAL_LOG10_LCR_ERG_S = 40.5
 
 PRESETS = {

@@ -1,4 +1,4 @@
-"""Milky Way corona seen from the Sun: lines of sight, sky averages, dipole, HEALPix (physics.md sec. 4).
+"""Milky Way corona seen from the Sun: lines of sight, sky averages, dipole, HEALPix (docs/physics.md sec. 4).
 
 The model is spherically symmetric, so the sky depends only on the angle psi from
 the Galactic centre (cos psi = cos l cos b). A ray from the Sun (at d = R_sun from

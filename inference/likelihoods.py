@@ -1,4 +1,4 @@
-"""Log-likelihood terms (JAX), following the semantics of shared/design/architecture.md.
+"""Log-likelihood terms (JAX), following the semantics of docs/architecture.md.
 
 Conventions (all terms drop constants that do not depend on the model):
 

@@ -57,7 +57,7 @@ def test_saturating_normalisation_touches_and_never_exceeds(default_model, basel
 
 
 def test_air_shower_data_alone_bind_at_one_kascade_bin_and_allow_3x_more(default_model, baseline_solution):
-    """physics.md sec. 2: air-shower points alone bind near 3.5e7 GeV; with direct data A drops ~3x."""
+    """docs/physics.md sec. 2: air-shower points alone bind near 3.5e7 GeV; with direct data A drops ~3x."""
     p, G = baseline_solution
     showers = [datasets.load_cosmic_ray_dataset(n) for n in ("KASCADE2011", "KASCADE-Grande2013")]
     direct = [datasets.load_cosmic_ray_dataset(n) for n in ("AMS02", "DAMPE", "CREAM-III")]

@@ -1,5 +1,5 @@
 """Other galaxies: redshift integral against closed forms and the paper's xi, optical depths
-against ebltable and the CMB length, cascade energy conservation and shape (physics.md sec. 5)."""
+against ebltable and the CMB length, cascade energy conservation and shape (docs/physics.md sec. 5)."""
 
 import math
 

@@ -1,5 +1,5 @@
 """The composed Milky Way model: structure of the sky, gradients against finite
-differences, refinement (physics.md sec. 3-4 checks)."""
+differences, refinement (docs/physics.md sec. 3-4 checks)."""
 
 
 import jax

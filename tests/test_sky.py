@@ -1,5 +1,5 @@
 """Lines of sight, sky averages, dipole and CMB absorption against closed forms
-(physics.md sec. 4 checks)."""
+(docs/physics.md sec. 4 checks)."""
 
 import math
 
@@ -100,7 +100,7 @@ def test_cmb_attenuation_length_minimum():
     E = np.geomspace(3e5, 2e7, 400)
     lam = cmb_attenuation_length_kpc(E)
     k = int(np.argmin(lam))
-    assert lam[k] == pytest.approx(7.1, abs=0.1)  # physics.md: ~7.1 kpc
+    assert lam[k] == pytest.approx(7.1, abs=0.1)  # docs/physics.md: ~7.1 kpc
     assert E[k] == pytest.approx(2.2e6, rel=0.05)  # near 2.2 PeV
     assert np.isinf(cmb_attenuation_length_kpc(1.0e3))  # far below threshold: transparent
 

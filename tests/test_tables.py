@@ -1,5 +1,5 @@
 """pp tables: energy conservation, the low-energy junction, reproducibility, bad files
-(physics.md sec. 3 checks)."""
+(docs/physics.md sec. 3 checks)."""
 
 import math
 
@@ -26,7 +26,7 @@ def _energy_fraction(t, name):
 
 @pytest.mark.parametrize("name, lo, hi", [("gamma", 0.16, 0.19), ("nu_all", 0.22, 0.26)])
 def test_shipped_table_energy_fractions(shipped, name, lo, hi):
-    # physics.md: photons carry ~16-19 % of E_p, neutrinos ~22-26 %, once the
+    # docs/physics.md: photons carry ~16-19 % of E_p, neutrinos ~22-26 %, once the
     # pion multiplicity has grown (checked from 1 TeV to 1e10 GeV). "~": 1 % of the
     # bound is allowed (neutrinos dip to 21.99 % near 3e4 GeV).
     f = _energy_fraction(shipped, name)

@@ -1,5 +1,5 @@
 """Transport solver against closed forms, conservation laws, refinement and
-finite differences (physics.md sec. 2 checks)."""
+finite differences (docs/physics.md sec. 2 checks)."""
 
 import dataclasses
 import math
@@ -71,7 +71,7 @@ def test_particle_number_equals_injected_number_without_losses_or_escape():
 
 
 def test_outer_boundary_far_enough(default_model):
-    """Doubling R_out changes nothing at r <= 250 kpc by more than 0.5 % (physics.md)."""
+    """Doubling R_out changes nothing at r <= 250 kpc by more than 0.5 % (docs/physics.md)."""
     p = params.preset("fast-diffusion")  # the fastest diffusion the paper uses
     G1 = np.asarray(transport.unit_spectrum_density(p, default_model))
     far = transport.build_transport_model(dataclasses.replace(RES, R_out_kpc=2 * RES.R_out_kpc))
@@ -81,14 +81,14 @@ def test_outer_boundary_far_enough(default_model):
 
 
 def test_absorbing_boundary_too_close_is_detectably_wrong():
-    """The pitfall physics.md warns of: absorbing boundary at 0.5 Mpc."""
+    """The pitfall docs/physics.md warns of: absorbing boundary at 0.5 Mpc."""
     p = params.preset("baseline")
     near = transport.build_transport_model(dataclasses.replace(RES, R_out_kpc=500.0), boundary="absorbing")
     far = transport.build_transport_model(RES)
     at = lambda m: cosmic_rays.at_radius(transport.unit_spectrum_density(p, m), m, 100.0)
     k = int(np.argmin(np.abs(np.log(np.asarray(far.E_GeV) / 1e8))))
     deficit = 1 - float(at(near)[k] / at(far)[k])
-    assert 0.15 < deficit < 0.35  # physics.md: ~25 %
+    assert 0.15 < deficit < 0.35  # docs/physics.md: ~25 %
 
 
 def test_paper_statements(default_model):
