@@ -208,8 +208,10 @@ def cmd_sample(args):
     print(f"wrote {table_path}")
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
-        print(f"wrote {results.corner_plot(idata, list(cfg.priors), os.path.join(args.plot, 'corner.png'))}")
-        print(f"wrote {results.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'))}")
+        from .inference import plots
+
+        print(f"wrote {plots.corner_plot(idata, list(cfg.priors), os.path.join(args.plot, 'corner.png'))}")
+        print(f"wrote {plots.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'))}")
     return 0
 
 

@@ -10,6 +10,7 @@ nu_mu + anti-nu_mu), docs/physics.md sec. 3. Model grids must be subsets of the 
 """
 
 import functools
+import hashlib
 import os
 from importlib import resources
 from typing import NamedTuple
@@ -39,6 +40,46 @@ def default_table_path(name=PP_TABLE_FILE):
     return str(resources.files("corona_jax.data").joinpath("tables").joinpath(name))
 
 
+CHECKSUM_FILE = "SHA256SUMS"  # '<sha256>  <file name>' per shipped table, written by data/make_tables.py
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checksums(directory: str) -> dict:
+    """{file name: sha256} from the SHA256SUMS file of a table folder ({} if there is none)."""
+    path = os.path.join(directory, CHECKSUM_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return {name: digest for digest, name in (line.split() for line in f if line.strip())}
+
+
+def write_checksums(directory: str, names) -> str:
+    """Record the sha256 of the named tables of `directory` in its SHA256SUMS (other entries kept)."""
+    sums = read_checksums(directory)
+    sums.update({name: file_sha256(os.path.join(directory, name)) for name in names})
+    path = os.path.join(directory, CHECKSUM_FILE)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{digest}  {name}\n" for name, digest in sorted(sums.items()))
+    return path
+
+
+def verify_checksum(path: str, what: str):
+    """DataError if a table listed in the SHA256SUMS beside it (the package's, for the shipped
+    tables) has other contents than recorded there."""
+    expected = read_checksums(os.path.dirname(os.path.abspath(path)))
+    name = os.path.basename(path)
+    if name in expected and file_sha256(path) != expected[name]:
+        raise DataError(f"{what} file {path} does not match the checksum the package recorded for it "
+                        "(modified or damaged); regenerate it with data/make_tables.py")
+
+
 def table_path(name_or_path: str) -> str:
     """A bare file name means the shipped table of that name; anything else is a path."""
     return default_table_path(name_or_path) if os.path.basename(name_or_path) == name_or_path else name_or_path
@@ -50,6 +91,7 @@ def load_pp_tables(path=None) -> PPTables:
     path = default_table_path() if path is None else path
     if not os.path.isfile(path):
         raise DataError(f"pp table file {path} is missing; regenerate it with data/make_tables.py")
+    verify_checksum(path, "pp table")
     try:
         with h5py.File(path, "r") as f:
             tables = PPTables(
@@ -103,6 +145,7 @@ def load_ebl_table(path=None) -> EBLTable:
     path = default_table_path(EBL_TABLE_FILE) if path is None else path
     if not os.path.isfile(path):
         raise DataError(f"EBL table file {path} is missing; regenerate it with data/make_tables.py")
+    verify_checksum(path, "EBL table")
     try:
         with h5py.File(path, "r") as f:
             table = EBLTable(f["E0_GeV"][()], f["z"][()], f["tau"][()], dict(f.attrs))
@@ -125,6 +168,7 @@ def load_cascade_matrix(E_s_GeV, cosmo, path=None):
     path = default_table_path(CASCADE_TABLE_FILE) if path is None else path
     if not os.path.isfile(path):
         raise DataError(f"cascade table file {path} is missing; regenerate it with data/make_tables.py")
+    verify_checksum(path, "cascade table")
     try:
         with h5py.File(path, "r") as f:
             built_for = {k: float(f.attrs[f"cosmology_{k}"]) for k in cosmo._fields}

@@ -4,7 +4,8 @@
     pip install 'corona-jax[tables]' && python data/make_tables.py [--only pp|ebl|cascade]
 
 Deterministic: running it again reproduces the shipped file's arrays and attributes
-exactly (tests/test_tables.py checks this when aafragpy is installed).
+exactly (tests/test_tables.py checks this when aafragpy is installed). The sha256 of each
+table goes into SHA256SUMS beside it; the loaders refuse a table that does not match.
 """
 
 import argparse
@@ -34,6 +35,7 @@ def main():
         path = os.path.join(args.dir, filename)
         write(path, generate())
         print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
+        print(f"recorded its checksum in {tables.write_checksums(args.dir, [filename])}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 (docs/physics.md sec. 3 checks)."""
 
 import math
+import os
 
 import h5py
 import numpy as np
@@ -147,3 +148,22 @@ def test_proton_grid_quadrature_converges():
     rel = np.abs(q(20) / q(40) - 1.0)
     assert rel.max() < 0.01  # worst at 0.1 GeV, near the pion threshold
     assert rel[E_s >= 1.0].max() < 0.003
+
+
+def test_a_tampered_table_is_refused(tmp_path):
+    """A table that is still a valid file but has its gamma cross sections x 1000 does not match
+    the checksum recorded beside it; the shipped folder records every shipped table."""
+    import shutil
+
+    shipped = tables.default_table_path()
+    assert set(tables.read_checksums(os.path.dirname(shipped))) >= {
+        tables.PP_TABLE_FILE, tables.EBL_TABLE_FILE, tables.CASCADE_TABLE_FILE}
+    for name in (tables.PP_TABLE_FILE, tables.CHECKSUM_FILE):
+        shutil.copy(tables.default_table_path(name), tmp_path / name)
+    copy = str(tmp_path / tables.PP_TABLE_FILE)
+    assert tables.load_pp_tables(copy).E_p_GeV.size > 0  # an untouched copy is accepted
+    tables.load_pp_tables.cache_clear()
+    with h5py.File(copy, "r+") as f:
+        f["dsigma_dE_mb_per_GeV/gamma"][...] = 1000.0 * f["dsigma_dE_mb_per_GeV/gamma"][()]
+    with pytest.raises(DataError, match="does not match the checksum"):
+        tables.load_pp_tables(copy)
