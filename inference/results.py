@@ -10,6 +10,7 @@ import numpy as np
 
 from corona_jax.output import atomic_write
 
+
 def write_fit(path, result, setup):
     """Best fit, Laplace covariance, every start and the profile into HDF5 (atomic replace)."""
     from corona_jax import __version__
