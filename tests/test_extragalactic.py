@@ -88,6 +88,21 @@ def test_tau_cmb_at_small_z_is_distance_over_the_milky_way_length():
     np.testing.assert_allclose(absorption.tau_cmb(E, [z], cosmo)[:, 0], expected, rtol=2e-3)
 
 
+@pytest.mark.parametrize("E0_GeV, z", [(1.0e3, 6.0), (1.0e4, 1.0), (1.0e4, 3.0), (1.0e5, 1.0), (1.0e6, 2.0)])
+def test_tau_cmb_against_direct_integration_along_the_ray(E0_GeV, z):
+    # at z' the photon has (1+z') E0 and the CMB T0 (1+z'): integrate 1/lambda(E, T) dl/dz' directly
+    from scipy.integrate import quad
+
+    cosmo = cosmology.Cosmology()
+
+    def rate_per_unit_z(zz):
+        kappa = absorption.cmb_absorption_per_kpc((1 + zz) * E0_GeV, units.T_CMB_K * (1 + zz))
+        return float(kappa) * float(cosmology.distance_per_redshift_cm(zz, cosmo)) / KPC_CM
+
+    direct = quad(rate_per_unit_z, 0.0, z, epsrel=1e-8, limit=200)[0]
+    assert absorption.tau_cmb([E0_GeV], [z], cosmo)[0, 0] == pytest.approx(direct, rel=1e-2)
+
+
 @pytest.fixture(scope="module")
 def small_cascade():
     cosmo = cosmology.Cosmology(z_max=0.3)
