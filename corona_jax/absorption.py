@@ -94,13 +94,14 @@ def tau_cmb(E0_GeV, z, cosmo, n_per_unit_z=400):
     At z' the photon has energy (1+z') E0 and the blackbody has T = (1+z') T0; since the
     rate depends on E and T only through E T (and scales as T^3 at fixed E T),
     1/lambda = (1+z')^3 / lambda_0((1+z')^2 E0). Integrated along dl = c dz' / ((1+z') H(z'))
-    with the trapezoid rule on a fine redshift grid (docs/physics.md sec. 5).
+    with the trapezoid rule on a fine redshift grid that contains the requested z (so that
+    depths at z far below the grid spacing, kpc paths, are integrated, not interpolated).
     """
     from .cosmology import distance_per_redshift_cm
 
     E0 = np.atleast_1d(np.asarray(E0_GeV, dtype=float))
     z = np.atleast_1d(np.asarray(z, dtype=float))
-    fine = np.linspace(0.0, z.max(), max(2, int(np.ceil(z.max() * n_per_unit_z)) + 1))
+    fine = np.union1d(np.linspace(0.0, z.max(), max(2, int(np.ceil(z.max() * n_per_unit_z)) + 1)), z)
     rate = (1 + fine) ** 3 * cmb_absorption_today_per_kpc((1 + fine)[None, :] ** 2 * E0[:, None])
     rate = rate * (distance_per_redshift_cm(fine, cosmo) / KPC_CM)[None, :]  # d tau / dz
     cumulative = np.concatenate([np.zeros((E0.size, 1)),

@@ -5,10 +5,11 @@ eps(E, z) = rho*(z) L(E) / M*_MW with L the Milky Way's spectral luminosity, and
 
     I(E0) = (c / 4 pi) int_0^{z_max} dz eps((1+z) E0, z) exp(-tau(E0, z)) / H(z).
 
-The integral runs on a fine grid uniform in x = ln(1+z) (trapezoid, dz = (1+z) dx);
-L((1+z) E0) is interpolated in ln L - ln E between the model's energies (exact for
-power laws). The cascade adds C @ L with C precomputed (corona_jax.cascade). The
-paper's ratio xi (Sec. IV) is given for comparison.
+The integral runs on a fine grid uniform in x = ln(1+z) (dz = (1+z) dx): between nodes the
+smooth part of the integrand is linear in x and so is tau, and exp(-tau) is integrated
+exactly (trapezoid rule without absorption). L((1+z) E0) is interpolated in ln L - ln E
+between the model's energies (exact for power laws). The cascade adds C @ L with C
+precomputed (corona_jax.cascade). The paper's ratio xi (Sec. IV) is given for comparison.
 """
 
 import math
@@ -22,7 +23,8 @@ from . import absorption, cosmology, grids, tables
 from .safe import safe_log
 from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, MPC_CM, R_SUN_KPC
 
-N_REDSHIFTS = 400  # nodes of the fine redshift integral
+N_REDSHIFTS = 400  # nodes of the fine redshift integral, uniform in ln(1+z)
+FIRST_STEP_SPLITS = (1e-3, 1e-2, 1e-1)  # extra nodes in the first step, as fractions of it
 
 
 class ExtragalacticModel(NamedTuple):
@@ -30,8 +32,8 @@ class ExtragalacticModel(NamedTuple):
 
     lower: jax.Array  # (N_s, N_z) int: model energy node just below (1+z_k) E_i
     frac: jax.Array  # (N_s, N_z) weight of the node above, in ln E
-    weight_nu: jax.Array  # (N_s, N_z) [cm^-2 sr^-1]: (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k))
-    weight_gamma: jax.Array  # (N_s, N_z) the same times exp(-tau(E_i, z_k))
+    weight_nu: jax.Array  # (N_s, N_z) [cm^-2 sr^-1]: (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k)), w_k trapezoid in ln(1+z)
+    weight_gamma: jax.Array  # (N_s, N_z) the same with w_k -> attenuated_weights for tau(E_i, z)
     cascade: jax.Array  # (N_s, N_s) [cm^-2 sr^-1]; zero if the cascade is off
 
 
@@ -44,6 +46,37 @@ def redshift_nodes(z_max, n=N_REDSHIFTS):
     return z, w * (1 + z)
 
 
+def log_redshift_nodes(z_max):
+    """x = ln(1+z) of the redshift integral: N_REDSHIFTS nodes uniform on [0, ln(1+z_max)], the
+    first step split geometrically, since above ~100 TeV the absorption length is kpc-Mpc and
+    tau is far from linear in x across it."""
+    x = np.linspace(0.0, math.log1p(z_max), N_REDSHIFTS)
+    return np.concatenate([[0.0], x[1] * np.asarray(FIRST_STEP_SPLITS), x[1:]])
+
+
+def _exponential_moments(d):
+    """a = int_0^1 (1-t) e^(-d t) dt and b = int_0^1 t e^(-d t) dt (series for |d| < 1e-3)."""
+    small = np.abs(d) < 1e-3
+    s = np.where(small, 1.0, d)  # no division by ~0 in the branch not taken
+    em1 = np.expm1(-s)
+    a = np.where(small, 0.5 - d / 6 + d**2 / 24 - d**3 / 120, (s + em1) / s**2)
+    b = np.where(small, 0.5 - d / 3 + d**2 / 8 - d**3 / 30, (-em1 - s * (1 + em1)) / s**2)
+    return a, b
+
+
+def attenuated_weights(x, tau):
+    """w (N, K) with sum_k w[i, k] f(x_k) = int f(x) exp(-tau_i(x)) dx over the nodes x (K,),
+    exact when f and tau (N, K) are linear in x between nodes (product integration; the
+    trapezoid rule for tau = 0). Resolves absorption lengths far below the node spacing."""
+    h = np.diff(x)
+    a, b = _exponential_moments(np.diff(tau, axis=1))
+    start = h * np.exp(-tau[:, :-1])  # exp(-tau) at the start of each interval
+    w = np.zeros(np.shape(tau))
+    w[:, :-1] += start * a
+    w[:, 1:] += start * b
+    return w
+
+
 def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade=True,
                               stellar_mass_density=None, ebl=None, cascade_table=None) -> ExtragalacticModel:
     """Interpolation indices, weights with rho*(z) / H(z) and e^-tau, and the cascade matrix (numpy).
@@ -54,16 +87,18 @@ def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade
     """
     cosmology.validate_cosmology(cosmo)
     E = np.asarray(E_s_GeV, dtype=float)
-    z, dz = redshift_nodes(cosmo.z_max)
-    per_z = cosmology.galaxy_intensity_weights_cm2_sr(z, dz, cosmo, stellar_mass_density)
+    x = log_redshift_nodes(cosmo.z_max)
+    z = np.expm1(x)
+    per_x = cosmology.galaxy_intensity_weights_cm2_sr(z, 1 + z, cosmo, stellar_mass_density)  # dz = (1+z) dx
     emitted = E[:, None] * (1 + z)[None, :]
     pos = np.interp(np.log(emitted), np.log(E), np.arange(E.size), right=np.inf)
     inside = np.isfinite(pos)  # emitted above the grid's top: no emission there (L = 0)
     lower = np.clip(np.floor(np.where(inside, pos, 0)).astype(int), 0, E.size - 2)
     frac = np.where(inside, pos - lower, 0.0)
-    weight_nu = np.where(inside, per_z[None, :], 0.0)
+    per_x = np.where(inside, per_x[None, :], 0.0)
     tau = absorption.tau_ebl(E, z, ebl or tables.load_ebl_table()) + absorption.tau_cmb(E, z, cosmo)
-    weight_gamma = weight_nu * np.exp(-tau)
+    weight_nu = per_x * attenuated_weights(x, np.zeros_like(tau))
+    weight_gamma = per_x * attenuated_weights(x, tau)
     if with_cascade:
         if stellar_mass_density is not None:
             from .errors import ConfigError
