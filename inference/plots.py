@@ -1,67 +1,194 @@
 """Plots of inference results: the corner plot with the paper's scenarios, posterior-predictive bands."""
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from scipy.ndimage import gaussian_filter
+
+from corona_jax.plots import save_figure
 
 from .model import paper_scenarios
 
+_PER_AREA = r"GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$"
+LABELS = {
+    "alpha": r"$\alpha$",
+    "log10_Emax_GeV": r"$\log_{10} E_{max}$ [GeV]",
+    "log10_D0_cm2_s": r"$\log_{10} D_0$ [cm$^2$ s$^{-1}$]",
+    "log10_LCR_erg_s": r"$\log_{10} L_{CR}$ [erg s$^{-1}$]",
+    "log10_LCR_minus_log10_D0": r"$\log_{10}(L_{CR}/D_0)$ [erg cm$^{-2}$]",
+    "n0_inner_cm3": r"$n_{0,in}$ [cm$^{-3}$]",
+    "beta_inner": r"$\beta_{in}$",
+    "rc_inner_kpc": r"$r_{c,in}$ [kpc]",
+    "n0_outer_cm3": r"$n_{0,out}$ [cm$^{-3}$]",
+    "beta_outer": r"$\beta_{out}$",
+    "rc_outer_kpc": r"$r_{c,out}$ [kpc]",
+    "Rmax_kpc": r"$R_{max}$ [kpc]",
+    "fermi_foreground_eta": r"$\eta_{Fermi}$ (foreground systematic)",
+    "nu_astro_log10_norm": rf"$\log_{{10}}\,\Phi_\nu$(100 TeV) [{_PER_AREA}]",
+    "nu_astro_index": r"$\gamma_\nu$ (astrophysical index)",
+    "igrb_log10_norm": rf"$\log_{{10}}\,\Phi_{{IGRB}}$(1 GeV) [{_PER_AREA}]",
+    "igrb_index": r"$\gamma_{IGRB}$",
+    "igrb_log10_cutoff_GeV": r"$\log_{10} E_{cut,IGRB}$ [GeV]",
+}
+SCENARIO_STYLES = {"baseline": dict(marker="o", color="C3"), "fast-diffusion": dict(marker="s", color="C2"),
+                   "hard": dict(marker="^", color="C1")}
+MODES = {"bound": "the model must not exceed the data", "measurement": "the model is the measured flux",
+         "component": "model + free component = data"}
+
+
+def _posterior_range(x, pad=0.05):
+    """(min, max) of the samples widened by pad of their spread on both sides."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    width = max(hi - lo, 1e-6 * max(abs(lo), 1.0))
+    return lo - pad * width, hi + pad * width
+
+
+def _credible_levels(H, fractions=(0.95, 0.68)):
+    """Density levels of the highest-density regions holding these fractions of H (increasing)."""
+    flat = np.sort(H.ravel())[::-1]
+    cumulative = np.cumsum(flat) / flat.sum()
+    return np.unique([flat[min(np.searchsorted(cumulative, f), flat.size - 1)] for f in fractions])
+
+
+def _mark(ax, x, y, style, rank):
+    """A paper scenario at (x, y) (y None: a marginal panel, where the marker's height is set by rank):
+    its marker inside the axes; outside them, the marker on the frame where the line towards it
+    leaves the axes, with an arrow pointing there. Markers grow with rank, so coinciding scenarios
+    stay visible. Returns True for an arrow."""
+    u, v = (ax.transData + ax.transAxes.inverted()).transform((x, ax.get_ylim()[0] if y is None else y))
+    if y is None:
+        v = 0.9 - 0.1 * rank
+    edge = np.clip([u, v], 0.0, 1.0)
+    ax.plot(*edge, ls="none", ms=6 + 2 * rank, mfc="none", mew=1.5, transform=ax.transAxes, clip_on=False, **style)
+    if edge[0] == u and edge[1] == v:
+        return False
+    direction = (np.array([u, v]) - edge) / np.hypot(u - edge[0], v - edge[1])
+    ax.annotate("", xy=edge - 0.04 * direction, xytext=edge - 0.16 * direction, xycoords="axes fraction",
+                arrowprops=dict(arrowstyle="->", color="0.3", lw=1.5))
+    return True
+
+
+def _median_title(x):
+    """median^{+up}_{-down} of the 68 % interval, to two significant digits of the smaller error."""
+    lo, mid, hi = np.percentile(x, [16, 50, 84])
+    err = min(hi - mid, mid - lo)
+    d = max(0, 1 - int(np.floor(np.log10(err)))) if err > 0 else 3
+    return rf"${mid:.{d}f}^{{+{hi - mid:.{d}f}}}_{{-{mid - lo:.{d}f}}}$"
+
 
 def corner_plot(idata, var_names, path):
-    """Pairwise posterior with the paper's three scenarios marked where they are defined."""
-    import arviz as az
-    import matplotlib
+    """Pairwise posterior: samples with 68 / 95 % credible contours, marginal histograms with the median
+    and 68 % interval; axes follow the posterior. The paper's scenarios are marked where defined, by
+    an arrow at the edge where they lie outside the plotted range. Writes PNG and PDF; returns path."""
+    samples = {name: idata.posterior[name].values.reshape(-1) for name in var_names}
+    ranges = {name: _posterior_range(x) for name, x in samples.items()}
+    n = len(var_names)
+    size = max(2.4 * n, 6.0)
+    fig, axes = plt.subplots(n, n, figsize=(size, size + 0.8), squeeze=False, layout="constrained")
+    scenarios = paper_scenarios()
+    arrows = False
+    for i, yname in enumerate(var_names):
+        for j, xname in enumerate(var_names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            ax.set_xlim(ranges[xname])
+            if i == j:
+                ax.hist(samples[xname], bins=30, range=ranges[xname], histtype="step", color="C0", density=True)
+                for q in np.percentile(samples[xname], [16, 50, 84]):
+                    ax.axvline(q, color="C0", ls="--", lw=1)
+                ax.set_yticks([])
+                ax.set_title(_median_title(samples[xname]), fontsize=10)
+            else:
+                _pair_panel(ax, samples[xname], samples[yname], ranges[xname], ranges[yname])
+            for rank, (name, point) in enumerate(scenarios.items()):
+                if xname in point and (i == j or yname in point):
+                    arrows |= _mark(ax, point[xname], None if i == j else point[yname], SCENARIO_STYLES[name], rank)
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            if i != j:
+                ax.yaxis.set_major_locator(MaxNLocator(4))
+            ax.ticklabel_format(useOffset=False, style="plain")
+            ax.tick_params(labelsize=8)
+            if i == n - 1:
+                ax.set_xlabel(LABELS.get(xname, xname))
+                ax.tick_params(axis="x", labelrotation=45)
+            else:
+                ax.tick_params(labelbottom=False)
+            if j == 0 and i > 0:
+                ax.set_ylabel(LABELS.get(yname, yname))
+            elif i != j:
+                ax.tick_params(labelleft=False)
+    fig.legend(handles=_corner_legend(scenarios, var_names, arrows), loc="outside upper center", ncols=2, fontsize=9)
+    return save_figure(fig, path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    axes = az.plot_pair(idata, var_names=var_names, kind="kde", marginals=True, figsize=(2.4 * len(var_names),) * 2)
-    axes = np.atleast_2d(axes)
-    marks = {"baseline": "o", "fast-diffusion": "s", "hard": "^"}
-    for name, point in paper_scenarios().items():
-        for i, yname in enumerate(var_names):
-            for j, xname in enumerate(var_names):
-                if j < i and xname in point and yname in point:
-                    axes[i, j].plot(point[xname], point[yname], marks[name], color="red", ms=6, mfc="none", label=name)
-    fig = axes.ravel()[0].figure
+def _pair_panel(ax, x, y, xrange, yrange):
+    """Samples as dots with the 68 % (solid) and 95 % (dashed) regions of the smoothed histogram."""
+    ax.plot(x, y, ".", color="0.55", ms=2, alpha=0.5, rasterized=True)
+    H, xe, ye = np.histogram2d(x, y, bins=20, range=[xrange, yrange])
+    H = gaussian_filter(H, 1.5)
+    levels = _credible_levels(H)
+    if H.sum() > 0 and levels.size == 2:
+        centres = 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1])
+        ax.contour(*centres, H.T, levels=levels, colors="C0", linestyles=["--", "-"], linewidths=1.2)
+    ax.set_ylim(yrange)
+
+
+def _corner_legend(scenarios, var_names, arrows):
+    """Legend entries of the corner plot: what every mark means."""
+    handles = [Line2D([], [], ls="none", marker=".", color="0.55", label="posterior samples"),
+               Line2D([], [], color="C0", label="68 % credible region (95 %: dashed)"),
+               Line2D([], [], color="C0", ls="--", label="marginal: median and 68 % interval")]
+    for name, point in scenarios.items():
+        shown = ", ".join(f"{LABELS.get(k, k).split(' [')[0]} = {v:.3g}" for k, v in point.items() if k in var_names)
+        handles.append(Line2D([], [], ls="none", mfc="none", mew=1.5, **SCENARIO_STYLES[name],
+                              label=f"paper, {name}: {shown}"))
+    if arrows:
+        handles.append(Line2D([], [], ls="none", marker=r"$\longrightarrow$", ms=16, color="0.3",
+                              label="arrow to a marker on the frame: paper scenario outside\nthe plotted range, in that direction"))
+    return handles
+
+
+def predictive_plot(idata, setup, path, columns=3):
+    """Posterior-predictive 68 % / 95 % bands of the model at every data point, over the data, one
+    panel per data set on a grid. Writes PNG and PDF; returns path."""
+    terms = setup.terms
+    columns = min(columns, len(terms))
+    rows = -(-len(terms) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.9 * rows + 0.8), squeeze=False,
+                             layout="constrained")
+    for ax, term in zip(axes.flat, terms):
+        _predictive_panel(ax, idata.posterior_predictive[term.name].values.reshape(-1, term.value.size), term)
+    for ax in axes.flat[len(terms):]:
+        ax.set_visible(False)
     handles = {}
-    for ax in axes.ravel():
+    for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    if handles:
-        fig.legend(list(handles.values()), [f"paper: {k}" for k in handles], loc="upper right")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=len(handles))
+    return save_figure(fig, path)
 
 
-def predictive_plot(idata, setup, path):
-    """Posterior-predictive 68 % / 95 % bands of the model at every data point, over the data."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(setup.terms)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
-    for ax, o in zip(axes[0], setup.terms):
-        draws = idata.posterior_predictive[o.name].values.reshape(-1, o.value.size)
-        lo95, lo68, mid, hi68, hi95 = np.percentile(draws, [2.5, 16, 50, 84, 97.5], axis=0)
-        x = o.E_GeV
-        scale = x**o.energy_power
-        ax.fill_between(x, scale * lo95, scale * hi95, color="C0", alpha=0.2, label="model 95 %")
-        ax.fill_between(x, scale * lo68, scale * hi68, color="C0", alpha=0.4, label="model 68 %")
-        ax.plot(x, scale * mid, "C0-")
-        meas = ~o.is_upper_limit
-        ax.errorbar(x[meas], scale[meas] * o.value[meas], yerr=[scale[meas] * o.err_lo[meas], scale[meas] * o.err_hi[meas]],
-                    fmt="k.", label=o.name)
-        if np.any(~meas):
-            ax.plot(x[~meas], scale[~meas] * o.value[~meas], "kv", label="upper limit")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(o.x_label)
-        ax.set_ylabel(o.y_label)
-        ax.legend(fontsize=6)
-        ax.set_title(o.name, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _predictive_panel(ax, draws, term):
+    """One data set: the model's 68 / 95 % bands and median at the data's energies, and the data."""
+    lo95, lo68, mid, hi68, hi95 = np.percentile(draws, [2.5, 16, 50, 84, 97.5], axis=0)
+    x = term.E_GeV
+    scale = x**term.energy_power
+    ax.fill_between(x, scale * lo95, scale * hi95, color="C0", alpha=0.2, lw=0, label="model: 95 % band")
+    ax.fill_between(x, scale * lo68, scale * hi68, color="C0", alpha=0.4, lw=0, label="model: 68 % band")
+    ax.plot(x, scale * mid, "C0-", label="model: median")
+    meas = ~np.asarray(term.is_upper_limit)
+    ax.errorbar(x[meas], scale[meas] * term.value[meas],
+                yerr=[scale[meas] * term.err_lo[meas], scale[meas] * term.err_hi[meas]], fmt="k.", label="data (±1σ)")
+    if np.any(~meas):
+        ax.plot(x[~meas], scale[~meas] * term.value[~meas], "kv", label="data: upper limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    shown = np.concatenate([scale * mid, scale * term.value])
+    ax.set_ylim(bottom=max(np.min(scale * lo95), shown[shown > 0].min() * 1e-3))
+    ax.set_xlabel(term.x_label)
+    ax.set_ylabel(term.y_label, fontsize=9)
+    mode = MODES.get(getattr(term, "mode", None))
+    ax.set_title(term.name if mode is None else f"{term.name}\n({mode})", fontsize=10)
