@@ -19,8 +19,10 @@ leptons cool instantly (true above ~100 GeV, where t_IC < 12 Myr; leptons below 
 keep their energy, which is counted as lost), cascade photons below 1e-8 GeV are dropped.
 
 Every step is a linear map of photon spectra, and so is the sum over source redshifts
-weighted by rho*(z); `cascade_matrix` returns that sum (observed cascade photons per
-injected spectrum) on the model's energy grid, built once and stored in HDF5.
+weighted by rho*(z) (trapezoid in ln(1+z); in the first step, where sources just above
+z = 0 are absorbed too, the absorbed fraction is integrated exactly: first_step_correction);
+`cascade_matrix` returns that sum (observed cascade photons per injected spectrum) on the
+model's energy grid, built once and stored in HDF5.
 """
 
 import math
@@ -30,6 +32,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from . import absorption, cosmology
+from .extragalactic import exponential_moments
 from .units import ELECTRON_MASS_GEV, K_BOLTZMANN_GEV_K, T_CMB_K
 
 PER_DECADE = 40  # internal energy nodes per decade; sets the redshift step too
@@ -194,15 +197,17 @@ def cascade_matrix(E_model_GeV, cosmo: cosmology.Cosmology, ebl_table, progress=
     R = observation_matrix(grid, E_model_GeV)
 
     tau = optical_depth(cosmo, ebl_table)
-    factor = cosmology.galaxy_intensity_weights_cm2_sr(
-        grid.z, log_redshift_weights(grid.z, cosmo.z_max), cosmo, stellar_mass_density)
+    density = cosmology.galaxy_intensity_weights_cm2_sr(grid.z, 1.0, cosmo, stellar_mass_density)  # per unit x
+    factor = density * log_redshift_weights(grid.z, cosmo.z_max)
+    first = first_step_correction(grid, density, tau, cosmo.z_max)[:, None] * P
     # Horner: X = f_0 P + M_1 (f_1 P + M_2 (f_2 P + ...)), with and without cascade
     X_full = factor[-1] * P
     X_surv = factor[-1] * P
     for k in range(grid.z.size - 1, 0, -1):
         M_full, M_surv = step_matrices(grid, k, tau)
-        X_full = factor[k - 1] * P + M_full @ X_full
-        X_surv = factor[k - 1] * P + M_surv @ X_surv
+        extra = first if k == 1 else 0.0  # cancels in X_full - X_surv except for its cascade
+        X_full = factor[k - 1] * P + M_full @ (X_full + extra)
+        X_surv = factor[k - 1] * P + M_surv @ (X_surv + extra)
         if progress is not None:
             progress(grid.z.size - k, grid.z.size - 1)
     return R @ (X_full - X_surv)
@@ -224,6 +229,31 @@ def propagate(grid: CascadeGrid, k_source, photons_per_bin, tau):
         M_full, M_surv = step_matrices(grid, k, tau)
         full, surv = M_full @ full, M_surv @ surv
     return full, surv
+
+
+def first_step_correction(grid: CascadeGrid, density, tau, z_max):
+    """What the cascade from sources at 0 < z < z_1 adds to the trapezoid weight of node 1,
+    per internal node (N,) [the unit of density].
+
+    The trapezoid rule weighs the first step by its ends, and a source at z = 0 makes no
+    cascade; but where the step is optically thick, sources just above z = 0 are absorbed too,
+    and the rule misses half of the step. Here the cascade of a source at x = ln(1+z) is that
+    of a source at z_1 times (1 - e^-tau(x)) / (1 - e^-tau(x_1)), tau linear in x over the step,
+    and int [density_0 (1 - t) + density_1 t] (1 - e^-tau) h dt, t = x / h, is done exactly
+    (up to x_max = ln(1+z_max) if the grid's first step passes it).
+    """
+    h = math.log1p(grid.z[1])
+    T = min(1.0, math.log1p(z_max) / h)
+    E0 = grid.E_GeV / (1 + grid.z[1])
+    d = np.maximum(tau(E0, grid.z[1]) - tau(E0, 0.0), 0.0)
+    a, b = exponential_moments(d * T)
+    absorbed_until_T = T * (1 - a - b)  # int_0^T (1 - e^-d t) dt
+    node1 = T**2 * (0.5 - b)  # int_0^T t (1 - e^-d t) dt
+    node0 = absorbed_until_T - node1
+    p = -np.expm1(-d)  # absorbed fraction over the step, as in step_matrices
+    weighted = h * (density[0] * node0 + density[1] * node1)
+    per_absorbed = np.divide(weighted, p, out=np.zeros_like(p), where=p > 0)
+    return per_absorbed - density[1] * h * T**2 / 2
 
 
 def log_redshift_weights(z_nodes, z_max):

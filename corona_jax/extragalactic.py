@@ -54,7 +54,7 @@ def log_redshift_nodes(z_max):
     return np.concatenate([[0.0], x[1] * np.asarray(FIRST_STEP_SPLITS), x[1:]])
 
 
-def _exponential_moments(d):
+def exponential_moments(d):
     """a = int_0^1 (1-t) e^(-d t) dt and b = int_0^1 t e^(-d t) dt (series for |d| < 1e-3)."""
     small = np.abs(d) < 1e-3
     s = np.where(small, 1.0, d)  # no division by ~0 in the branch not taken
@@ -69,7 +69,7 @@ def attenuated_weights(x, tau):
     exact when f and tau (N, K) are linear in x between nodes (product integration; the
     trapezoid rule for tau = 0). Resolves absorption lengths far below the node spacing."""
     h = np.diff(x)
-    a, b = _exponential_moments(np.diff(tau, axis=1))
+    a, b = exponential_moments(np.diff(tau, axis=1))
     start = h * np.exp(-tau[:, :-1])  # exp(-tau) at the start of each interval
     w = np.zeros(np.shape(tau))
     w[:, :-1] += start * a

@@ -158,6 +158,31 @@ def test_cascade_conserves_energy_and_has_the_low_energy_slope(small_cascade, E_
     assert slope == pytest.approx(-1.5, abs=0.05)
 
 
+@pytest.mark.parametrize("E_inj_GeV", [1.0e5, 1.0e6])
+def test_cascade_from_sources_in_the_first_step_carries_the_absorbed_energy(E_inj_GeV):
+    # sources at 0 < z < z_1 (one cascade step), absorbed within Mpc: the cascade must return
+    # the absorbed energy as a single source at z_1 does (propagate), up to the redshift
+    # difference 1 + z_1; a trapezoid rule in z with no cascade from z = 0 returns half
+    z1 = 10.0 ** (1.0 / cascade.PER_DECADE) - 1.0
+    cosmo, ebl = cosmology.Cosmology(z_max=z1), tables.load_ebl_table()
+    grid, tau = cascade.cascade_grid(z1), cascade.optical_depth(cosmo, ebl)
+    E = grid.E_GeV
+    m = int(np.argmin(np.abs(np.log(E / E_inj_GeV))))
+    injected = np.zeros(E.size)
+    injected[m] = 1.0
+    full, surviving = cascade.propagate(grid, 1, injected, tau)
+    single = ((full - surviving) * E)[E >= 0.1].sum() / (E[m] / (1 + z1) - (surviving * E).sum())
+
+    E_s = grids.secondary_energy_grid(grids.resolution("default"))
+    C = cascade.cascade_matrix(E_s, cosmo, ebl)
+    model = extragalactic.build_extragalactic_model(E_s, cosmo, with_cascade=False, ebl=ebl)
+    L = E_s**-2 * np.exp(-0.5 * np.log(E_s / E_inj_GeV) ** 2)
+    free = np.asarray(extragalactic.redshift_integral(L, model.lower, model.frac, model.weight_nu))
+    absorbed = np.asarray(extragalactic.redshift_integral(L, model.lower, model.frac, model.weight_gamma))
+    ratio = np.sum(E_s**2 * (C @ L)) / np.sum(E_s**2 * (free - absorbed))
+    assert single / (1 + z1) < ratio < single * 1.005
+
+
 def test_lepton_cooling_conserves_energy():
     grid = cascade.cascade_grid(0.1)
     Y = cascade.lepton_cooling_matrix(grid, 2.7255)
