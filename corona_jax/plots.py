@@ -140,10 +140,11 @@ def _data_points(ax, data, color, label):
     """E^2 dN/dE with error bars; upper limits as downward arrows. Returns the artists."""
     E, f = data.E_GeV, data.flux_per_GeV_cm2_s_sr
     meas = ~data.is_upper_limit
-    artists = [ax.errorbar(E[meas], E[meas] ** 2 * f[meas], yerr=[E[meas] ** 2 * data.err_lo[meas], E[meas] ** 2 * data.err_hi[meas]],
-                fmt="o", ms=3, color=color, label=label)]
+    E2 = E**2
+    artists = [ax.errorbar(E[meas], E2[meas] * f[meas], yerr=[E2[meas] * data.err_lo[meas], E2[meas] * data.err_hi[meas]],
+                           fmt="o", ms=3, color=color, label=label)]
     if np.any(~meas):
-        artists.append(ax.errorbar(E[~meas], E[~meas] ** 2 * f[~meas], yerr=0.4 * E[~meas] ** 2 * f[~meas],
+        artists.append(ax.errorbar(E[~meas], E2[~meas] * f[~meas], yerr=0.4 * E2[~meas] * f[~meas],
                                    uplims=True, fmt="none", color=color, label=f"{data.name}: upper limit"))
     return artists
 
@@ -168,12 +169,12 @@ def plot_spectra(result, gamma_data, neutrino_data, path, cr_data=()):
         if "fgsyst_hi" in gamma_data.extra:
             top = gamma_data.flux_per_GeV_cm2_s_sr + gamma_data.extra["fgsyst_hi"]
             entries += ax.plot(gamma_data.E_GeV, gamma_data.E_GeV**2 * top, "r_", ms=8,
-                    label=f"{gamma_data.name}: upper end of the\nforeground-model systematic")
+                               label=f"{gamma_data.name}: upper end of the\nforeground-model systematic")
     if neutrino_data is not None:
         entries += _data_points(ax, neutrino_data, "blue", f"{neutrino_data.name}: astrophysical $\\nu$ per flavour")
     for d, marker in zip(cr_data, "x+1234"):
         entries += ax.plot(d.E_GeV, d.E_GeV**2 * d.flux_per_GeV_cm2_s_sr, marker, color="0.4", ms=5,
-                label=f"{d.name}: cosmic rays, all particles\n($E^2 J$, for scale; not $\\gamma$ or $\\nu$)")
+                           label=f"{d.name}: cosmic rays, all particles\n($E^2 J$, for scale; not $\\gamma$ or $\\nu$)")
     ax.set_xlim(0.1, 1.0e9)
     ax.set_ylim(1e-12, 1e-3)
     ax.set_xlabel(r"E [GeV] (photon or neutrino energy; cosmic rays: energy per particle)")
@@ -195,7 +196,7 @@ def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
     for I, mean, a1, style, label in ((mw.gamma, mw.sky_mean_gamma, mw.dipole_gamma, "r-", r"$\gamma$"),
                                       (mw.nu_all_flavour, mw.sky_mean_nu_all_flavour, mw.dipole_nu, "b--", r"$\nu$")):
         lit = mean > 0
-        contrast.semilogx(E[lit], ((I[0] - I[-1]) / (I[0] + I[-1]))[lit], style, label=label)
+        contrast.semilogx(E[lit], (I[0, lit] - I[-1, lit]) / (I[0, lit] + I[-1, lit]), style, label=label)
         legendre.semilogx(E[lit], a1[lit], style, label=label)
     contrast.set_ylim(0.0, 1.05)
     contrast.axhline(1.0, color="0.6", lw=0.8)
@@ -233,8 +234,8 @@ def plot_sky_map(result, path, E_GeV):
     fig = plt.figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot(projection="mollweide")
     # astronomers' convention: l increases to the left
-    mesh = ax.pcolormesh(-np.radians(l_deg), np.radians(b_deg), np.log10(E[k] ** 2 * I), shading="auto", cmap="inferno",
-                         rasterized=True)
+    mesh = ax.pcolormesh(-np.radians(l_deg), np.radians(b_deg), np.log10(E[k] ** 2 * I), shading="auto",
+                         cmap="inferno", rasterized=True)
     ax.set_xticks(np.radians([-120, -60, 0, 60, 120]))
     ax.set_xticklabels(["120°", "60°", "0°", "300°", "240°"])
     ax.set_yticks(np.radians([-60, -30, 0, 30, 60]))
@@ -242,7 +243,8 @@ def plot_sky_map(result, path, E_GeV):
     for label in ax.get_xticklabels():
         label.set(color="white", fontweight="bold", path_effects=outline)
     ax.grid(color="white", alpha=0.3)
-    ax.text(0.5, -0.04, "Galactic longitude $l$ (increasing to the left)", transform=ax.transAxes, ha="center", va="top")
+    ax.text(0.5, -0.04, "Galactic longitude $l$ (increasing to the left)", transform=ax.transAxes,
+            ha="center", va="top")
     ax.text(-0.07, 0.5, "Galactic latitude $b$", transform=ax.transAxes, rotation=90, ha="right", va="center")
     fig.colorbar(mesh, orientation="horizontal", shrink=0.7,
                  label=rf"$\log_{{10}}\,[E^2 I_\gamma$ / ({INTENSITY_UNITS})] at E = ${sci(E[k])}$ GeV")

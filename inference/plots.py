@@ -79,8 +79,8 @@ def _median_title(x):
 
 def corner_plot(idata, var_names, path):
     """Pairwise posterior: samples with 68 / 95 % credible contours, marginal histograms with the median
-    and 68 % interval; axes follow the posterior. The paper's scenarios are marked where defined, by
-    an arrow at the edge where they lie outside the plotted range. Writes PNG and PDF; returns path."""
+    and 68 % interval; axes follow the posterior. The paper's scenarios are marked where defined; one
+    outside the plotted range sits on the frame with an arrow towards it. Writes PNG and PDF; returns path."""
     samples = {name: idata.posterior[name].values.reshape(-1) for name in var_names}
     ranges = {name: _posterior_range(x) for name, x in samples.items()}
     n = len(var_names)
@@ -130,7 +130,7 @@ def _pair_panel(ax, x, y, xrange, yrange):
     H, xe, ye = np.histogram2d(x, y, bins=20, range=[xrange, yrange])
     H = gaussian_filter(H, 1.5)
     levels = _credible_levels(H)
-    if H.sum() > 0 and levels.size == 2:
+    if levels.size == 2:
         centres = 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1])
         ax.contour(*centres, H.T, levels=levels, colors="C0", linestyles=["--", "-"], linewidths=1.2)
     ax.set_ylim(yrange)
@@ -147,7 +147,8 @@ def _corner_legend(scenarios, var_names, arrows):
                               label=f"paper, {name}: {shown}"))
     if arrows:
         handles.append(Line2D([], [], ls="none", marker=r"$\longrightarrow$", ms=16, color="0.3",
-                              label="arrow to a marker on the frame: paper scenario outside\nthe plotted range, in that direction"))
+                              label="arrow to a marker on the frame: paper scenario\n"
+                                    "outside the plotted range, in that direction"))
     return handles
 
 
