@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import DataError
+from .interactions import proton_beta
 from .params import CoronaParams
 from .safe import safe_log
 from .transport import TransportModel
@@ -67,11 +68,6 @@ def at_radius(values, model: TransportModel, r_kpc):
     cell centres (exact for the exponential tail of a diffusion front)."""
     log_v = safe_log(values)  # floor: no NaN where a tail underflows
     return jnp.exp(jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(log_v))
-
-
-def proton_beta(E_GeV):
-    """Velocity / c of a proton of total energy E."""
-    return jnp.sqrt(1.0 - (PROTON_MASS_GEV / E_GeV) ** 2)
 
 
 def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, observer_kpc):

@@ -7,6 +7,7 @@ paper's choice) to a few per cent up to PeV, and vanishes below the pion thresho
 
 import math
 
+import jax.numpy as jnp
 import numpy as np
 
 from . import tables
@@ -14,6 +15,11 @@ from .errors import ConfigError
 from .units import C_CM_S, MB_CM2, PROTON_MASS_GEV
 
 PION_THRESHOLD_KINETIC_GEV = 0.2797  # E_th = 2 m_pi + m_pi^2 / (2 m_p) (Kafexhiu+ 2014)
+
+
+def proton_beta(E_GeV):
+    """Velocity / c of a proton of total energy E [GeV]: beta = sqrt(1 - (m_p / E)^2)."""
+    return jnp.sqrt(1.0 - (PROTON_MASS_GEV / E_GeV) ** 2)
 
 
 def sigma_inelastic_mb(E_GeV, pp: tables.PPTables = None):
@@ -31,8 +37,9 @@ def sigma_inelastic_mb(E_GeV, pp: tables.PPTables = None):
 
 
 def emission_matrix(secondary, E_p_GeV, E_s_GeV, pp: tables.PPTables = None):
-    """K[s, p] = c w_p dsigma/dE_s(E_p, E_s) [cm^3 s^-1], so that q = n_g K @ j (numpy).
+    """K[s, p] = beta_p c w_p E_p dsigma/dE_s(E_p, E_s) [cm^3 s^-1], so that q = n_g K @ j (numpy).
 
+    Eq. (6) with the collision rate n_g sigma beta c of a proton of total energy E_p;
     w_p: trapezoid weights in ln E_p on the model's proton grid [GeV]; both grids must
     lie on the nodes of the pp table (default: the shipped one). secondary: 'gamma' or 'nu_all'.
     """
@@ -43,7 +50,8 @@ def emission_matrix(secondary, E_p_GeV, E_s_GeV, pp: tables.PPTables = None):
     step = math.log(E_p_GeV[1] / E_p_GeV[0])
     w = np.full(E_p_GeV.size, step)
     w[[0, -1]] *= 0.5
-    return (C_CM_S * MB_CM2) * (w * E_p_GeV)[None, :] * dsigma.T
+    rate = C_CM_S * MB_CM2 * np.asarray(proton_beta(E_p_GeV)) * w * E_p_GeV
+    return rate[None, :] * dsigma.T
 
 
 def emissivity(n_gas_cm3, emission, j_per_GeV_cm3):

@@ -1,6 +1,6 @@
 """Cosmic-ray transport in the corona, Eq. (4)-(5) of Kalashev & Troitsky (2016).
 
-    dj/dt = D(E) r^-2 d/dr (r^2 dj/dr) - c sigma_pp(E) n_g(r) j + Q(E, r, t)
+    dj/dt = D(E) r^-2 d/dr (r^2 dj/dr) - beta(E) c sigma_pp(E) n_g(r) j + Q(E, r, t)
 
 Energies do not mix and the equation is linear in Q, so we solve once for the
 unit-spectrum density G(E, r) [Gyr] (source 1 per Gyr inside r_Q, times the
@@ -29,7 +29,7 @@ import numpy as np
 from . import grids
 from .errors import ConfigError
 from .gas import gas_density_cells
-from .interactions import sigma_inelastic_mb
+from .interactions import proton_beta, sigma_inelastic_mb
 from .params import CoronaParams
 from .tables import PPTables
 from .units import C_CM_S, GYR_S, MB_CM2, cm2_s_to_kpc2_gyr
@@ -120,9 +120,10 @@ def diffusion_coefficient_kpc2_gyr(params: CoronaParams, E_GeV):
 
 
 def loss_rate_per_gyr(params: CoronaParams, model: TransportModel):
-    """c sigma_pp(E) n_g(r) [1/Gyr], shape (N_r, N_E)."""
+    """Collision rate n_g(r) sigma_pp(E) beta(E) c [1/Gyr], shape (N_r, N_E) (Eq. 4, beta of the proton)."""
     n = gas_density_cells(params, model.faces_kpc, model.centres_kpc)
-    return (C_CM_S * MB_CM2 * GYR_S) * n[:, None] * model.sigma_pp_mb[None, :]
+    rate = model.sigma_pp_mb * proton_beta(model.E_GeV)
+    return (C_CM_S * MB_CM2 * GYR_S) * n[:, None] * rate[None, :]
 
 
 class Factors(NamedTuple):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from corona_jax import cosmic_rays, grids, params, transport
+from corona_jax import cosmic_rays, gas, grids, params, transport
 
 RES = grids.resolution("default")
 R_Q = grids.SOURCE_RADIUS_KPC
@@ -178,3 +178,17 @@ def test_default_resolution_within_one_percent_of_converged(default_model):
         j = ref * np.exp(np.asarray(cosmic_rays.log_spectrum_shape(p, default_model.E_GeV)))[:, None]
         matters = j > 1e-10 * j.max()
         assert np.max(np.abs(got[matters] / ref[matters] - 1)) < 0.01, name
+
+
+def test_loss_rate_is_n_sigma_beta_c(default_model):
+    # collision rate of a proton of total energy E on gas at rest: n_g sigma_pp beta c
+    p = params.preset("baseline")
+    loss = np.asarray(transport.loss_rate_per_gyr(p, default_model))
+    n = np.asarray(gas.gas_density_cells(p, default_model.faces_kpc, default_model.centres_kpc))
+    E = np.asarray(default_model.E_GeV)
+    sigma = np.asarray(default_model.sigma_pp_mb)
+    for k in (1, 3, 10, 40):  # E = 1.26, 2.0, 10, 1e4 GeV
+        beta = math.sqrt(1.0 - (0.938272 / E[k]) ** 2)
+        for i in (0, 20, 60):
+            by_hand = n[i] * sigma[k] * 1e-27 * beta * 2.99792458e10 * 3.15576e16  # per Gyr
+            assert loss[i, k] == pytest.approx(by_hand, rel=1e-12), (i, E[k])
