@@ -5,7 +5,8 @@ GeV^-1 cm^-3 s^-1, so that j = A E^-alpha exp(-E/E_max) G [GeV^-1 cm^-3].
 
 Two ways to fix A:
 * by the present-day luminosity L_CR = int_{E > 1 GeV} E Q dE dV [erg/s] at
-  t = today (docs/physics.md sec. 2), the parameter log10_LCR_erg_s;
+  t = today (docs/physics.md sec. 2), the parameter log10_LCR_erg_s; E is the total
+  energy, so L_CR includes the rest mass (kinetic_luminosity_erg_s gives the kinetic part);
 * by the paper's rule ("saturating normalisation"): the largest A for which the
   local flux beta c j(E, R_sun) / 4 pi stays below every observed point.
 """
@@ -28,12 +29,17 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
 _CUTOFF_TAIL = math.log(100.0)  # integrate to E = 100 E_max (exp(-100) is negligible)
 
 
-def energy_moment(alpha, log10_Emax_GeV):
-    """int_1^inf E^(1-alpha) exp(-E/E_max) dE [GeV^(2-alpha)], Gauss-Legendre in ln E."""
+def power_moment(exponent, log10_Emax_GeV):
+    """int_1^inf E^exponent exp(-E/E_max) dE [GeV^(exponent+1)], Gauss-Legendre in ln E."""
     u_max = log10_Emax_GeV * math.log(10.0) + _CUTOFF_TAIL
     u = 0.5 * u_max * (jnp.asarray(_GL_NODES) + 1.0)
-    integrand = jnp.exp((2.0 - alpha) * u - jnp.exp(u - log10_Emax_GeV * math.log(10.0)))
+    integrand = jnp.exp((exponent + 1.0) * u - jnp.exp(u - log10_Emax_GeV * math.log(10.0)))
     return 0.5 * u_max * jnp.sum(jnp.asarray(_GL_WEIGHTS) * integrand)
+
+
+def energy_moment(alpha, log10_Emax_GeV):
+    """int_1^inf E^(1-alpha) exp(-E/E_max) dE [GeV^(2-alpha)]: the total energy per unit A."""
+    return power_moment(1.0 - alpha, log10_Emax_GeV)
 
 
 def source_volume_cm3(model: TransportModel):
@@ -50,6 +56,15 @@ def luminosity_per_amplitude(params: CoronaParams, model: TransportModel):
 def injection_amplitude(params: CoronaParams, model: TransportModel):
     """A [GeV^-1 cm^-3 s^-1] that gives the luminosity log10_LCR_erg_s."""
     return 10.0**params.log10_LCR_erg_s / luminosity_per_amplitude(params, model)
+
+
+def kinetic_luminosity_erg_s(params: CoronaParams, model: TransportModel):
+    """Kinetic luminosity int_{E > 1 GeV} (E - m_p) Q dE dV [erg/s] today, over the same protons
+    as L_CR (total energy E > 1 GeV, i.e. T > 0.062 GeV): L_CR (1 - m_p N / M) with
+    N = int_1^inf E^-alpha exp(-E/E_max) dE and M the energy moment. 0.73 L_CR for alpha = 2.4."""
+    number = power_moment(-params.alpha, params.log10_Emax_GeV)
+    kinetic_share = 1.0 - PROTON_MASS_GEV * number / energy_moment(params.alpha, params.log10_Emax_GeV)
+    return 10.0**params.log10_LCR_erg_s * kinetic_share
 
 
 def log_spectrum_shape(params: CoronaParams, E_GeV):
@@ -82,7 +97,8 @@ class Normalisation(NamedTuple):
     params: CoronaParams  # input params with log10_LCR_erg_s set by the rule
     amplitude_per_GeV_cm3_s: float
     binding_dataset: str
-    binding_E_GeV: float  # energy as the data set gives it (kinetic for direct data)
+    binding_E_GeV: float  # energy as the data set gives it: kinetic T for direct data, total E for air showers
+    binding_energy_kind: str  # 'kinetic' or 'total': which energy binding_E_GeV is (SpectralData.energy_kind)
     binding_flux: float  # observed flux at the binding point [GeV^-1 cm^-2 s^-1 sr^-1]
     ratios: dict  # data set -> observed / model flux at A = 1, per point
 
@@ -111,8 +127,9 @@ def normalise_to_data(params: CoronaParams, model: TransportModel, G_Gyr, datase
         ratios[data.name] = r
         k = int(np.argmin(r))
         if best is None or r[k] < best[0]:
-            best = (float(r[k]), data.name, float(data.E_GeV[k]), float(data.flux_per_GeV_cm2_s_sr[k]))
-    amplitude, name, E_bind, flux_bind = best
+            best = (float(r[k]), data.name, float(data.E_GeV[k]), data.energy_kind,
+                    float(data.flux_per_GeV_cm2_s_sr[k]))
+    amplitude, name, E_bind, kind, flux_bind = best
     L = amplitude * float(luminosity_per_amplitude(params, model))
     new_params = params._replace(log10_LCR_erg_s=math.log10(L))
-    return Normalisation(new_params, amplitude, name, E_bind, flux_bind, ratios)
+    return Normalisation(new_params, amplitude, name, E_bind, kind, flux_bind, ratios)

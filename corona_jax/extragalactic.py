@@ -32,7 +32,8 @@ class ExtragalacticModel(NamedTuple):
 
     lower: jax.Array  # (N_s, N_z) int: model energy node just below (1+z_k) E_i
     frac: jax.Array  # (N_s, N_z) weight of the node above, in ln E
-    weight_nu: jax.Array  # (N_s, N_z) [cm^-2 sr^-1]: (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k)), w_k trapezoid in ln(1+z)
+    weight_nu: jax.Array  # (N_s, N_z) [cm^-2 sr^-1]: (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k)),
+    #                       w_k the trapezoid weights in ln(1+z)
     weight_gamma: jax.Array  # (N_s, N_z) the same with w_k -> attenuated_weights for tau(E_i, z)
     cascade: jax.Array  # (N_s, N_s) [cm^-2 sr^-1]; zero if the cascade is off
 
