@@ -6,13 +6,15 @@ Errors of the user's making (CoronaError) print one line and exit with code 2.
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 
 from . import grids
-from .errors import CoronaError
+from .errors import ConfigError, CoronaError
 from .params import PRESETS, preset, validate_params
 
 
@@ -70,6 +72,8 @@ def cmd_transport(args):
     params = _params_from_args(args)
     res = grids.resolution(args.resolution)
     out = output.check_writable(args.out)
+    if args.plot:
+        output.check_plot_dir(args.plot)
     names, datasets = _cr_datasets(args)
     model = build_model(resolution=res)
     t0 = time.perf_counter()
@@ -117,6 +121,12 @@ def cmd_forward(args):
     params = _params_from_args(args)
     res = grids.resolution(args.resolution)
     out = output.check_writable(args.out)
+    if args.plot:
+        output.check_plot_dir(args.plot)
+    E_s = grids.secondary_energy_grid(res)
+    if not E_s[0] <= args.map_E_GeV <= E_s[-1]:
+        raise ConfigError(f"--map-E-GeV {args.map_E_GeV:g} lies outside the model's energies "
+                          f"({E_s[0]:g}-{E_s[-1]:g} GeV)")
     names, datasets = _cr_datasets(args)
     gamma_data = load_gamma_dataset(args.gamma_data)
     neutrino_data = load_neutrino_dataset(args.neutrino_data)
@@ -178,34 +188,63 @@ def cmd_fit(args):
     result = fit.best_fit(setup)
     print(f"done in {time.perf_counter() - t0:.1f} s; best fit (-log L = {result.neg_log_density:.4f}):")
     for name in result.names:
-        print(f"  {name:24s} = {result.best[name]: .5g} +- {result.errors[name]:.3g} (Laplace)")
+        if name in result.at_edge:
+            lo, hi = result.intervals[name]
+            print(f"  {name:24s} = {result.best[name]: .5g} on the {result.at_edge[name]} prior edge: "
+                  f"95 % one-sided interval [{lo:.4g}, {hi:.4g}]")
+        else:
+            print(f"  {name:24s} = {result.best[name]: .5g} +- {result.errors[name]:.3g} (Laplace)")
+    failed = sum(not r.converged for r in result.starts)
+    if failed:
+        _warn(f"{failed} of {len(result.starts)} starts stopped at the step limit ([fit] max_steps = "
+              f"{cfg.max_steps}) without converging; raise max_steps")
+    if result.profile and any(result.profile["at_edge"]):
+        _warn(f"the profile in {cfg.profile} is cut by prior edges where marked above")
     print(f"wrote {results.write_fit(out, result, setup)}")
     return 0
 
 
+def _warn(message):
+    print(f"corona-jax: warning: {message}", file=sys.stderr)
+
+
 def cmd_sample(args):
+    from . import output
+
     config, _, model, results, sample = _inference_modules()
     cfg = config.load_config(args.config)
     sample.use_host_devices(cfg.chains)
     out = output_path(args.out)
+    table_path = output_path(os.path.splitext(out)[0] + "_summary.csv")
+    if args.plot:
+        output.check_plot_dir(args.plot)
+    checkpoint = out + ".checkpoint"
+    if os.path.exists(checkpoint) and not args.resume:
+        raise ConfigError(f"{checkpoint} holds an interrupted run: continue it with --resume, or delete it")
     setup = model.build_setup(cfg)
     print(f"NUTS: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} samples), "
-          f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}")
+          f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}"
+          + (f"; resuming {checkpoint}" if args.resume else ""))
     t0 = time.perf_counter()
-    mcmc = sample.sample_posterior(setup, progress_bar=not args.no_progress)
+    posterior = sample.sample_posterior(setup, progress_bar=not args.no_progress, checkpoint=checkpoint,
+                                        resume=args.resume)
     seconds = time.perf_counter() - t0
-    idata = sample.to_inference_data(mcmc, setup)
+    idata = sample.to_inference_data(posterior, setup)
     names = model.free_parameter_names(setup)
     table = results.summary_table(idata, names)
     print(table.to_string())
     n = cfg.chains * (cfg.warmup + cfg.samples)
     print(f"{seconds:.1f} s: {seconds / n * 1e3:.1f} ms per iteration, "
           f"{table['ess_bulk'].min() / seconds:.2f} effective samples per second (worst parameter)")
-    idata.to_netcdf(out)
+    for message in sample.convergence_warnings(table, posterior.diverging):
+        _warn(message)
+    with output.atomic_write(out, ".nc.tmp") as tmp:
+        idata.to_netcdf(tmp)
     print(f"wrote {out}")
-    table_path = os.path.splitext(out)[0] + "_summary.csv"
-    table.to_csv(table_path)
+    with output.atomic_write(table_path, ".csv.tmp") as tmp:
+        table.to_csv(tmp)
     print(f"wrote {table_path}")
+    os.remove(checkpoint)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
@@ -234,6 +273,7 @@ def build_parser():
         description="Gamma rays and neutrinos from cosmic rays in galactic gas coronae "
                     "(Kalashev & Troitsky 2016), differentiable in JAX.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("transport", help="cosmic-ray density in the Milky Way corona (Figs. 1-3)",
                        description="Solve Eq. (4)-(5) for the cosmic-ray density today and write "
@@ -275,18 +315,41 @@ def build_parser():
     p.add_argument("--out", required=True, help="output netCDF file (.nc)")
     p.add_argument("--plot", metavar="DIR", help="write the corner plot and the posterior-predictive bands into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT.checkpoint (same configuration and seed: "
+                        "the same samples as an uninterrupted run)")
     p.set_defaults(func=cmd_sample)
     return parser
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # a kill cleans up as Ctrl-C does
     try:
         return args.func(args)
     except CoronaError as exc:
         print(f"corona-jax: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = "; continue with: corona-jax sample ... --resume" if args.command == "sample" else ""
+        print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
+              file=sys.stderr)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

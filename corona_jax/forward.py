@@ -8,13 +8,15 @@ stages; each stage lives in its own module.
 from typing import NamedTuple
 
 import jax
+from jax.experimental import checkify
 
 from . import extragalactic as eg
 from . import transport
 from .cosmic_rays import cr_density, local_flux
 from .milky_way import MilkyWay, milky_way
 from .model import CoronaModel
-from .params import CoronaParams
+from .errors import ParameterError
+from .params import CoronaParams, check_in_range
 
 NEUTRINO_FLAVOURS = 3  # nu_e : nu_mu : nu_tau = 1 : 1 : 1 after oscillation (docs/physics.md sec. 3)
 
@@ -45,6 +47,26 @@ def sky_and_beyond(params: CoronaParams, model: CoronaModel, G_Gyr):
     mw = milky_way(params, model.milky_way, model.transport, G_Gyr)
     other = eg.extragalactic(model.extragalactic, mw.luminosity_gamma, mw.luminosity_nu_all_flavour)
     return mw, other, total(mw, other)
+
+
+def _forward_with_checks(params: CoronaParams, model: CoronaModel) -> Prediction:
+    check_in_range(params)
+    return forward(params, model)
+
+
+_checked = jax.jit(checkify.checkify(_forward_with_checks))
+
+
+def checked_forward(params: CoronaParams, model: CoronaModel) -> Prediction:
+    """forward, compiled, with every parameter checked inside the compiled code: a NaN or
+    out-of-range value raises ParameterError naming it, instead of returning NaN or a
+    plausible-looking number. For fits and samplers use forward (NaN propagates; no NaN
+    ever becomes a finite number)."""
+    error, prediction = _checked(params, model)
+    message = error.get()
+    if message:
+        raise ParameterError(message.split(" (`check` failed")[0].split(" (check failed")[0].strip())
+    return prediction
 
 
 def forward(params: CoronaParams, model: CoronaModel) -> Prediction:

@@ -8,7 +8,6 @@ half-written and no temporary file is left behind."""
 import contextlib
 import datetime
 import os
-import tempfile
 
 import h5py
 import jax
@@ -22,26 +21,79 @@ from .forward import NEUTRINO_FLAVOURS
 INTENSITY_UNITS = "GeV^-1 cm^-2 s^-1 sr^-1"
 
 
+def _writable_dir(parent: str) -> bool:
+    """The folder can be written to, and its owner did not take the write bits off."""
+    return os.access(parent, os.W_OK) and bool(os.stat(parent).st_mode & 0o222)
+
+
 def check_writable(path: str) -> str:
-    """Fail early, with one clear line, if path cannot be written; return it absolute."""
+    """Fail early, with one clear line, if path cannot be written or is write-protected; return it absolute.
+
+    Call it before the work starts, so that no run is lost to an unwritable target."""
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     if os.path.isdir(path):
         raise OutputError(f"output path {path} is a directory")
     if not os.path.isdir(parent):
         raise OutputError(f"output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
+    if not _writable_dir(parent):
         raise OutputError(f"output directory {parent} is not writable")
+    if os.path.exists(path) and not (os.stat(path).st_mode & 0o222 and os.access(path, os.W_OK)):
+        raise OutputError(f"output file {path} is write-protected; remove it or choose another name")
     return path
+
+
+def check_plot_dir(directory: str) -> str:
+    """Fail early if a folder for figures cannot be made or written; return it absolute."""
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise OutputError(f"plot folder {directory} exists and is not a folder")
+    existing = directory
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if not _writable_dir(existing):
+        raise OutputError(f"plot folder {directory} cannot be written ({existing} is not writable)")
+    return directory
+
+
+def _temporary_name(path: str, suffix: str) -> str:
+    """A hidden name beside path that says whose it is: .NAME.PID.RANDOM.SUFFIX"""
+    return os.path.join(os.path.dirname(path),
+                        f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}{suffix}")
+
+
+def _remove_orphans(path: str):
+    """Temporary files of this target left by processes that no longer exist (killed mid-write)."""
+    prefix = f".{os.path.basename(path)}."
+    for name in os.listdir(os.path.dirname(path)):
+        if name.startswith(prefix) and name.count(".") >= 3:
+            pid = name[len(prefix):].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(os.path.dirname(path), name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
 def atomic_write(path: str, suffix: str = ".tmp"):
-    """Yield a temporary path beside `path`; on success rename it over `path` (readable by
-    the group and others as the umask allows), on any error remove it. OSError -> OutputError."""
+    """Yield a temporary path beside `path`; on success rename it over `path` with the mode
+    the umask gives new files, on any error or interrupt remove it. OSError -> OutputError.
+
+    A process killed outright (SIGKILL) cannot clean up: the next write to the same target
+    removes the temporary files of processes that no longer exist. The old file is intact
+    until the rename."""
     path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".", dir=os.path.dirname(path))
-    os.close(fd)
+    _remove_orphans(path)
+    tmp = _temporary_name(path, suffix)
     try:
         yield tmp
         umask = os.umask(0)
@@ -49,7 +101,7 @@ def atomic_write(path: str, suffix: str = ".tmp"):
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

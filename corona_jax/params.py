@@ -85,6 +85,20 @@ def validate_params(params: CoronaParams) -> CoronaParams:
     return params
 
 
+def check_in_range(params: CoronaParams):
+    """The checks of validate_params for traced values, inside jit: under
+    jax.experimental.checkify.checkify, a NaN or out-of-range field becomes an error that
+    names it (forward.checked_forward uses this)."""
+    import jax.numpy as jnp
+    from jax.experimental import checkify
+
+    for name, value in zip(CoronaParams._fields, params):
+        lo, hi = PARAMETER_RANGES[name]
+        above_low = value > lo if lo == 0.0 else value >= lo
+        checkify.check(jnp.isfinite(value) & above_low & (value <= hi),
+                       f"parameter {name} = {{value}} is NaN or outside its range [{lo:g}, {hi:g}]", value=value)
+
+
 def from_physical(alpha, Emax_GeV, D0_cm2_s, LCR_erg_s, **gas) -> CoronaParams:
     """Build CoronaParams from linear-unit values, rejecting non-positive ones."""
     for name, value in (("Emax_GeV", Emax_GeV), ("D0_cm2_s", D0_cm2_s), ("LCR_erg_s", LCR_erg_s)):

@@ -13,7 +13,8 @@ Sections and keys (unknown ones are refused with one clear error):
            gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
            there plus noise with the real data's relative errors
-[sampler]  chains, warmup, samples, seed, target_accept, max_tree_depth, init ('optimum':
+[sampler]  chains, warmup, samples, seed (>= 0), target_accept, max_tree_depth, checkpoint_every
+           (samples per chain between checkpoints, default 100), init ('optimum':
            chains start near the L-BFGS optimum with its inverse Hessian as the first mass
            matrix, the default; 'prior': numpyro's random starts and a unit mass matrix)
 [fit]      starts, seed, max_steps, profile (parameter name), profile_points
@@ -65,6 +66,7 @@ class RunConfig:
     target_accept: float = 0.8
     max_tree_depth: int = 8
     init: str = "optimum"
+    checkpoint_every: int = 100
     starts: int = 8
     fit_seed: int = 0
     max_steps: int = 200
@@ -76,7 +78,7 @@ _SECTIONS = {
     "model": {"preset", "resolution"},
     "priors": None,  # any parameter name, checked below
     "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
-    "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init"},
+    "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init", "checkpoint_every"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
 }
 
@@ -100,6 +102,13 @@ def _number(value, where, integer=False, positive=False):
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     if positive and value <= 0:
         raise ConfigError(f"{where} must be positive, got {value!r}")
+    return value
+
+
+def _seed(value, where):
+    value = _number(value, where, integer=True)
+    if not 0 <= value < 2**32:
+        raise ConfigError(f"{where} must be an integer in [0, 2^32), got {value}")
     return value
 
 
@@ -154,6 +163,8 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
             if value not in modes[key].modes:
                 raise ConfigError(f"[data] {key} must be one of {', '.join(modes[key].modes)}, got {value!r}")
             values["data"][key] = value
+    if not any(s.selects(values["data"][key]) for key, s in DATA_SOURCES.items()):
+        raise ConfigError(f"{source}: [data] selects no data set, so the posterior would be the prior")
     if "mock" in data:
         mock = dict(_table(data["mock"], "[data.mock]"))
         _check_keys(mock, set(priors) | {"seed"}, "data.mock")
@@ -161,15 +172,15 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         if missing:
             raise ConfigError(f"[data.mock] needs a true value for every free parameter; missing {', '.join(missing)}")
         for k, v in mock.items():
-            _number(v, f"[data.mock] {k}", integer=(k == "seed"))
+            _seed(v, "[data.mock] seed") if k == "seed" else _number(v, f"[data.mock] {k}")
         values["mock"] = mock
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
-    for key in ("chains", "warmup", "samples", "max_tree_depth"):
+    for key in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
         if key in sampler:
             values[key] = _number(sampler[key], f"[sampler] {key}", integer=True, positive=True)
     if "seed" in sampler:
-        values["seed"] = _number(sampler["seed"], "[sampler] seed", integer=True)
+        values["seed"] = _seed(sampler["seed"], "[sampler] seed")
     if "target_accept" in sampler:
         t = _number(sampler["target_accept"], "[sampler] target_accept")
         if not 0 < t < 1:
@@ -185,7 +196,7 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         if key in fit:
             values[key] = _number(fit[key], f"[fit] {key}", integer=True, positive=True)
     if "seed" in fit:
-        values["fit_seed"] = _number(fit["seed"], "[fit] seed", integer=True)
+        values["fit_seed"] = _seed(fit["seed"], "[fit] seed")
     if "profile" in fit:
         if fit["profile"] not in priors:
             raise ConfigError(f"[fit] profile must name a free parameter ({', '.join(priors)}), got {fit['profile']!r}")

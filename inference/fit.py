@@ -15,11 +15,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.distributions import biject_to
+from numpyro.distributions import biject_to, constraints
 
 from corona_jax.transport import AutodiffAdjoint
 
 from .model import Problem, Setup, constrain, free_parameter_names, log_density, site_distributions
+
+
+class Minimum(NamedTuple):
+    """Where L-BFGS stopped, and why."""
+
+    x: jax.Array
+    value: float
+    steps: int
+    converged: bool  # gradient below tol, or the objective stopped changing; False: step limit
+    gradient_norm: float  # max |d objective / dx| at x
+
+
+class Start(NamedTuple):
+    """One start of a best fit (constrained values)."""
+
+    start: dict
+    final: dict
+    neg_log_density: float
+    steps: int
+    converged: bool
+    gradient_norm: float
 
 
 class FitResult(NamedTuple):
@@ -27,9 +48,11 @@ class FitResult(NamedTuple):
     best: dict  # name -> value
     neg_log_density: float
     covariance: np.ndarray  # Laplace, in the order of names (nan where the Hessian is not positive)
-    errors: dict  # name -> sqrt(diag covariance)
-    starts: list  # (start values dict, final values dict, final objective, steps) per start
-    profile: dict  # {'parameter', 'values', 'neg_log_density', 'others'} or {}
+    errors: dict  # name -> sqrt(diag covariance); nan at a prior edge (see intervals)
+    starts: list  # of Start
+    profile: dict  # {'parameter', 'values', 'neg_log_density', 'others', 'at_edge'} or {}
+    at_edge: dict  # name -> 'lower' | 'upper' for parameters that end on a prior edge
+    intervals: dict  # name -> (low, high): 95 % one-sided interval of an edge parameter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,19 +91,21 @@ def _evaluate(objective, x, args):
     return objective(x, *args)
 
 
-def lbfgs(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5):
+def lbfgs(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -> Minimum:
     """Minimise objective(x, *args) with optax L-BFGS until the gradient or the relative change
-    of the objective is tiny. objective must be hashable (it is a static argument of jit)."""
+    of the objective is tiny (converged) or max_steps is reached (not converged). objective
+    must be hashable (it is a static argument of jit)."""
     x, state = x0, optax.lbfgs().init(x0)
-    previous, quiet = np.inf, 0
+    previous, quiet, converged = np.inf, 0, False
     for i in range(max_steps):
         x, state, value, grad = _lbfgs_step(objective, x, state, args)
         value = float(value)
         quiet = quiet + 1 if abs(previous - value) <= rtol * (1 + abs(value)) else 0
         previous = value
         if float(jnp.max(jnp.abs(grad))) < tol or quiet >= patience:
+            converged = True
             break
-    return x, float(_evaluate(objective, x, args)), i + 1
+    return Minimum(x, float(_evaluate(objective, x, args)), i + 1, converged, float(jnp.max(jnp.abs(grad))))
 
 
 def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=print) -> FitResult:
@@ -99,18 +124,54 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     runs = []
     for s in range(starts):
         x0 = jnp.asarray(rng.uniform(-1.5, 1.5, len(names)))  # unconstrained: spread over each prior's range
-        x, value, steps = lbfgs(objective, x0, (problem,), max_steps)
-        start, final = constrained(x0), constrained(x)
-        runs.append((start, final, value, steps))
-        progress(f"  start {s + 1}/{starts}: -log L = {value:.4f} after {steps} L-BFGS steps")
-    best_start = min(runs, key=lambda r: r[2])
-    best = best_start[1]
+        m = lbfgs(objective, x0, (problem,), max_steps)
+        runs.append(Start(constrained(x0), constrained(m.x), m.value, m.steps, m.converged, m.gradient_norm))
+        status = "converged" if m.converged else f"NOT converged (step limit; gradient {m.gradient_norm:.2g})"
+        progress(f"  start {s + 1}/{starts}: -log L = {m.value:.4f} after {m.steps} L-BFGS steps, {status}")
+    best_start = min(runs, key=lambda r: r.neg_log_density)
+    best = best_start.final
     covariance = laplace_covariance(setup, best, names)
     errors = {n: float(np.sqrt(covariance[i, i])) if covariance[i, i] > 0 else float("nan") for i, n in enumerate(names)}
+    at_edge = prior_edges(setup.problem, best)
+    intervals = {}
+    for name, side in at_edge.items():
+        intervals[name] = one_sided_interval(setup.problem, name, side, errors[name])
+        errors[name] = float("nan")  # a Laplace error means nothing on an edge
     profile = {}
     if cfg.profile:
         profile = profile_likelihood(setup, cfg.profile, objective, constrained, max_steps, progress)
-    return FitResult(names, best, best_start[2], covariance, errors, runs, profile)
+    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals)
+
+
+def _bounds(problem: Problem, name):
+    """(low, high) of a site's prior support (+-inf where unbounded)."""
+    support = site_distributions(problem)[name].support
+    if isinstance(support, constraints.interval):
+        return float(support.lower_bound), float(support.upper_bound)
+    return -np.inf, np.inf
+
+
+def prior_edges(problem: Problem, values: dict, rtol=1e-3) -> dict:
+    """{name: 'lower' | 'upper'} of the values within rtol of the prior range from an edge."""
+    out = {}
+    for name, v in values.items():
+        lo, hi = _bounds(problem, name)
+        if np.isfinite(lo) and np.isfinite(hi):
+            if v - lo <= rtol * (hi - lo):
+                out[name] = "lower"
+            elif hi - v <= rtol * (hi - lo):
+                out[name] = "upper"
+    return out
+
+
+def one_sided_interval(problem: Problem, name, side, sigma):
+    """95 % interval of a parameter whose best fit sits on a prior edge: the posterior there is
+    taken as a half-normal of the Laplace width sigma (1.96 sigma holds 95 %), cut by the
+    prior; with no finite width, the whole prior range."""
+    lo, hi = _bounds(problem, name)
+    if not np.isfinite(sigma):
+        return lo, hi
+    return (lo, min(hi, lo + 1.96 * sigma)) if side == "lower" else (max(lo, hi - 1.96 * sigma), hi)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -143,13 +204,17 @@ def profile_likelihood(setup, parameter, objective, constrained, max_steps, prog
     index = objective.names.index(parameter)  # the parameter's coordinate in the flat vector
     to_unconstrained = biject_to(site_distributions(setup.problem)[parameter].support).inv
     fixed_objective = WithOneFixed(objective, index)
-    values, others = [], []
+    values, others, edges = [], [], []
     start = jnp.zeros(len(objective.names) - 1)
     for v in grid:
         u = jnp.asarray(to_unconstrained(jnp.asarray(v)))
-        x, value, _ = lbfgs(fixed_objective, start, (u, setup.problem), max_steps)
-        start = x  # warm start along the profile
-        values.append(value)
-        others.append(constrained(jnp.concatenate([x[:index], u[None], x[index:]])))
-        progress(f"  profile {parameter} = {v:.4g}: -log L = {value:.4f}")
-    return {"parameter": parameter, "values": grid, "neg_log_density": np.asarray(values), "others": others}
+        m = lbfgs(fixed_objective, start, (u, setup.problem), max_steps)
+        start = m.x  # warm start along the profile
+        values.append(m.value)
+        others.append(constrained(jnp.concatenate([m.x[:index], u[None], m.x[index:]])))
+        cut = sorted(n for n in prior_edges(setup.problem, others[-1]) if n != parameter)
+        edges.append(",".join(cut))
+        note = f"; cut by the prior edge of {', '.join(cut)}" if cut else ""
+        progress(f"  profile {parameter} = {v:.4g}: -log L = {m.value:.4f}{note}")
+    return {"parameter": parameter, "values": grid, "neg_log_density": np.asarray(values), "others": others,
+            "at_edge": edges}

@@ -11,8 +11,29 @@ import numpy as np
 from corona_jax.output import atomic_write
 
 
+_SUFFIX_UNITS = (("_GeV", "GeV"), ("_cm2_s", "cm^2 s^-1"), ("_erg_s", "erg s^-1"), ("_kpc", "kpc"), ("_cm3", "cm^-3"))
+_NAMED_UNITS = {"log10_LCR_minus_log10_D0": "log10(erg cm^-2)",  # L_CR [erg/s] / D0 [cm^2/s]
+                "nu_astro_log10_norm": "log10(GeV^-1 cm^-2 s^-1 sr^-1)",
+                "igrb_log10_norm": "log10(GeV^-1 cm^-2 s^-1 sr^-1)"}
+
+
+def parameter_units(name: str) -> str:
+    """Units of a parameter from its name (the package's names end in their units)."""
+    if name in _NAMED_UNITS:
+        return _NAMED_UNITS[name]
+    unit = next((u for suffix, u in _SUFFIX_UNITS if name.endswith(suffix)), "1")
+    return f"log10({unit})" if name.startswith("log10_") else unit
+
+
+def _column(group, name, data, units, description):
+    d = group.create_dataset(name, data=np.asarray(data))
+    d.attrs["units"] = units
+    d.attrs["description"] = description
+
+
 def write_fit(path, result, setup):
-    """Best fit, Laplace covariance, every start and the profile into HDF5 (atomic replace)."""
+    """Best fit, Laplace covariance, every start and the profile into HDF5 (atomic replace).
+    Every dataset has a `units` attribute; names have no spaces."""
     from corona_jax import __version__
 
     with atomic_write(path, ".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
@@ -22,23 +43,38 @@ def write_fit(path, result, setup):
             f.attrs[f"model_{key}"] = value
         f.attrs["objective"] = "-log joint density (priors + likelihood); with uniform priors, -log likelihood"
         f.attrs["parameters"] = ",".join(result.names)
+        f.attrs["all_starts_converged"] = all(r.converged for r in result.starts)
         g = f.create_group("best_fit")
         for name in result.names:
-            g.attrs[name] = result.best[name]
-            g.attrs[f"{name}_laplace_error"] = result.errors[name]
-        g.attrs["neg_log_density"] = result.neg_log_density
-        f.create_dataset("laplace_covariance", data=result.covariance).attrs["axes"] = "(parameters, parameters)"
+            _column(g, name, result.best[name], parameter_units(name), "best-fit value")
+            _column(g, f"{name}_laplace_error", result.errors[name], parameter_units(name),
+                    "sqrt of the Laplace covariance's diagonal; nan on a prior edge")
+            if name in result.at_edge:
+                g[name].attrs["at_prior_edge"] = result.at_edge[name]
+                _column(g, f"{name}_interval_95", result.intervals[name], parameter_units(name),
+                        "95 % one-sided interval (the best fit sits on a prior edge)")
+        _column(g, "neg_log_density", result.neg_log_density, "1", "-log joint density at the best fit")
+        cov = f.create_dataset("laplace_covariance", data=result.covariance)
+        cov.attrs["axes"] = "(parameters, parameters), in the order of the root attribute 'parameters'"
+        cov.attrs["units"] = "product of the two parameters' units"
         starts = f.create_group("starts")
-        starts.create_dataset("neg_log_density", data=np.array([r[2] for r in result.starts]))
-        starts.create_dataset("steps", data=np.array([r[3] for r in result.starts]))
+        _column(starts, "neg_log_density", [r.neg_log_density for r in result.starts], "1", "-log density at the end")
+        _column(starts, "steps", [r.steps for r in result.starts], "1", "L-BFGS steps taken")
+        _column(starts, "converged", [r.converged for r in result.starts], "1",
+                "1: gradient or objective change below tolerance; 0: stopped at the step limit")
+        _column(starts, "gradient_norm", [r.gradient_norm for r in result.starts], "1",
+                "max |gradient| in the unconstrained coordinates at the end")
         for name in result.names:
-            starts.create_dataset(f"start {name}", data=np.array([r[0][name] for r in result.starts]))
-            starts.create_dataset(f"final {name}", data=np.array([r[1][name] for r in result.starts]))
+            _column(starts, f"start_{name}", [r.start[name] for r in result.starts], parameter_units(name), "start")
+            _column(starts, f"final_{name}", [r.final[name] for r in result.starts], parameter_units(name), "end")
         if result.profile:
+            prof = result.profile
             p = f.create_group("profile")
-            p.attrs["parameter"] = result.profile["parameter"]
-            p.create_dataset("values", data=result.profile["values"])
-            p.create_dataset("neg_log_density", data=result.profile["neg_log_density"])
+            p.attrs["parameter"] = prof["parameter"]
+            _column(p, "values", prof["values"], parameter_units(prof["parameter"]), "fixed values of the parameter")
+            _column(p, "neg_log_density", prof["neg_log_density"], "1", "-log density minimised over the others")
+            p.create_dataset("cut_by_prior_edge", data=np.array(prof["at_edge"], dtype=h5py.string_dtype())).attrs[
+                "description"] = "other parameters on a prior edge at each point (comma-separated; empty: none)"
     return os.path.abspath(path)
 
 

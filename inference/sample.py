@@ -1,13 +1,18 @@
 """NUTS posteriors with NumPyro, returned as ArviZ InferenceData."""
 
-from typing import NamedTuple
-
+import dataclasses
 import functools
+import json
+import os
+import pickle
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
+
+from corona_jax.errors import ConfigError
 
 from .fit import lbfgs
 from .model import FlatPotential, Setup, constrain, corona_model, free_parameter_names, predictive_values
@@ -56,9 +61,10 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
     rng = np.random.default_rng(seed)
     optima = []
     for c in range(setup.config.chains):
-        x, value, steps = lbfgs(potential, jnp.asarray(rng.uniform(-2.0, 2.0, len(names))), (setup.problem,), max_steps)
-        optima.append((value, x))
-        progress(f"  warm start, chain {c + 1}: potential {value:.3f} after {steps} L-BFGS steps")
+        m = lbfgs(potential, jnp.asarray(rng.uniform(-2.0, 2.0, len(names))), (setup.problem,), max_steps)
+        optima.append((m.value, m.x))
+        progress(f"  warm start, chain {c + 1}: potential {m.value:.3f} after {m.steps} L-BFGS steps"
+                 + ("" if m.converged else " (step limit: not converged)"))
     _, best_x = min(optima, key=lambda o: o[0])
     H = np.asarray(_hessian(potential, best_x, setup.problem))
     H = 0.5 * (H + H.T)
@@ -80,45 +86,141 @@ def _hessian(potential, x, problem):
     return jax.jacrev(jax.grad(potential))(x, problem)
 
 
-def sample_posterior(setup: Setup, progress_bar=True, progress=print) -> MCMC:
+def sample_posterior(setup: Setup, progress_bar=True, progress=print, checkpoint: str = None,
+                     resume: bool = False) -> "Posterior":
     """NUTS as the configuration says: warm start from the optimum ([sampler] init =
-    'optimum', the default) or numpyro's random prior starts ('prior')."""
+    'optimum', the default) or numpyro's random prior starts ('prior'). With `checkpoint`,
+    the chains' state is saved there every [sampler] checkpoint_every samples, and
+    resume=True continues from it (run_nuts)."""
+    saved = load_checkpoint(checkpoint, setup) if resume else None
     start = None
-    if setup.config.init == "optimum":
+    if setup.config.init == "optimum" and saved is None:
         progress("warm start: L-BFGS optimum per chain, inverse Hessian as the first mass matrix")
         start = warm_start(setup, setup.config.seed, progress=progress)
-    return run_nuts(setup, progress_bar, start)
+    return run_nuts(setup, progress_bar, start, checkpoint, saved, progress)
 
 
-def run_nuts(setup: Setup, progress_bar=True, start: WarmStart = None) -> MCMC:
-    """NUTS with a dense mass matrix; `start` (warm_start) gives initial points and mass matrix."""
+class Posterior(NamedTuple):
+    """Constrained samples and sampler statistics, each (chains, draws, ...)."""
+
+    samples: dict
+    num_steps: np.ndarray
+    diverging: np.ndarray
+
+    def get_samples(self) -> dict:
+        """Samples with the chains one after the other (as numpyro's MCMC.get_samples)."""
+        return {k: v.reshape(-1, *v.shape[2:]) for k, v in self.samples.items()}
+
+
+EXTRA_FIELDS = ("num_steps", "diverging")
+
+
+def run_nuts(setup: Setup, progress_bar=True, start: WarmStart = None, checkpoint: str = None,
+             saved=None, progress=print) -> Posterior:
+    """NUTS with a dense mass matrix; `start` (warm_start) gives initial points and mass matrix.
+
+    Warm-up runs in one piece; the samples are drawn in pieces of [sampler] checkpoint_every,
+    each continuing from the last state (numpyro's post_warmup_state). With `checkpoint`, the
+    state and the samples so far are written there (atomically) after warm-up and after each
+    piece; `saved` (load_checkpoint) continues such a run. Since an uninterrupted run takes
+    the same pieces, a resumed run gives the same samples, bit for bit. A run killed during
+    warm-up repeats it from the start."""
     cfg = setup.config
     kernel = NUTS(corona_model, target_accept_prob=cfg.target_accept, max_tree_depth=cfg.max_tree_depth,
                   dense_mass=True,  # the source power and D0 are strongly correlated
                   inverse_mass_matrix=None if start is None else start.inverse_mass_matrix)
-    mcmc = MCMC(kernel, num_warmup=cfg.warmup, num_samples=cfg.samples, num_chains=cfg.chains,
-                chain_method=chain_method(cfg.chains), progress_bar=progress_bar,
+    mcmc = MCMC(kernel, num_warmup=cfg.warmup, num_samples=min(cfg.checkpoint_every, cfg.samples),
+                num_chains=cfg.chains, chain_method=chain_method(cfg.chains), progress_bar=progress_bar,
                 postprocess_fn=functools.partial(constrain, setup.problem))
-    init = None if start is None else (start.init_params if cfg.chains > 1
-                                       else {k: v[0] for k, v in start.init_params.items()})
-    mcmc.run(jax.random.PRNGKey(cfg.seed), setup.problem, extra_fields=("num_steps", "diverging"), init_params=init)
-    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait for the chains
-    return mcmc
+    if saved is None:
+        init = None if start is None else (start.init_params if cfg.chains > 1
+                                           else {k: v[0] for k, v in start.init_params.items()})
+        mcmc.warmup(jax.random.PRNGKey(cfg.seed), setup.problem, extra_fields=EXTRA_FIELDS, init_params=init)
+        state, pieces = mcmc.post_warmup_state, []
+        if checkpoint:
+            save_checkpoint(checkpoint, setup, state, pieces)
+    else:
+        state, pieces = saved
+    done = sum(p.num_steps.shape[1] for p in pieces)
+    while done < cfg.samples:
+        mcmc.num_samples = min(cfg.checkpoint_every, cfg.samples - done)
+        mcmc.post_warmup_state = state
+        mcmc.run(state.rng_key, setup.problem, extra_fields=EXTRA_FIELDS)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        pieces.append(Posterior({k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()},
+                                np.asarray(extra["num_steps"]), np.asarray(extra["diverging"])))
+        state, done = mcmc.last_state, done + mcmc.num_samples
+        if checkpoint:
+            save_checkpoint(checkpoint, setup, state, pieces)
+            progress(f"checkpoint: {done}/{cfg.samples} samples per chain in {checkpoint}")
+    return Posterior({k: np.concatenate([p.samples[k] for p in pieces], axis=1) for k in pieces[0].samples},
+                     np.concatenate([p.num_steps for p in pieces], axis=1),
+                     np.concatenate([p.diverging for p in pieces], axis=1))
 
 
-def to_inference_data(mcmc: MCMC, setup: Setup):
+def convergence_warnings(summary, diverging, rhat_max=1.01, ess_min=100) -> list:
+    """Messages for every parameter past the usual thresholds (R-hat > 1.01, bulk ESS < 100)
+    and for divergent transitions; summary: arviz.summary's table."""
+    out = []
+    if summary["r_hat"].isna().all():
+        out.append("R-hat needs at least 2 chains: convergence cannot be judged from one")
+    for name, row in summary.iterrows():
+        if row["r_hat"] > rhat_max:
+            out.append(f"R-hat of {name} is {row['r_hat']:.3f} > {rhat_max}: the chains disagree "
+                       "(run longer, or sample a better parameterisation)")
+        if not row["ess_bulk"] >= ess_min:
+            out.append(f"bulk ESS of {name} is {row['ess_bulk']:.0f} < {ess_min}: too few effective samples")
+    n = int(np.sum(diverging))
+    if n:
+        out.append(f"{n} divergent transitions: the sampler missed part of the posterior "
+                   "(raise target_accept, or reparameterise)")
+    return out
+
+
+def _fingerprint(setup: Setup) -> str:
+    """What a checkpoint must have been made with to be continued: the configuration and versions."""
+    import numpyro
+
+    cfg = {k: v for k, v in dataclasses.asdict(setup.config).items()}
+    return json.dumps({"config": cfg, "jax": jax.__version__, "numpyro": numpyro.__version__}, default=str, sort_keys=True)
+
+
+def save_checkpoint(path: str, setup: Setup, state, pieces):
+    """The chains' state and the samples so far, pickled atomically (numpy arrays)."""
+    from corona_jax.output import atomic_write
+
+    with atomic_write(path, ".tmp") as tmp, open(tmp, "wb") as f:
+        pickle.dump({"fingerprint": _fingerprint(setup), "state": jax.device_get(state), "pieces": pieces}, f)
+
+
+def load_checkpoint(path: str, setup: Setup):
+    """(state, pieces) of an interrupted run of the same configuration; ConfigError otherwise."""
+    if not path or not os.path.isfile(path):
+        raise ConfigError(f"no checkpoint to resume at {path}; run without --resume")
+    try:
+        with open(path, "rb") as f:
+            saved = pickle.load(f)
+        fingerprint, state, pieces = saved["fingerprint"], saved["state"], saved["pieces"]
+    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError, AttributeError) as exc:
+        raise ConfigError(f"checkpoint {path} is not readable ({exc}); delete it to start afresh") from None
+    if fingerprint != _fingerprint(setup):
+        raise ConfigError(f"checkpoint {path} was made with another configuration or version; "
+                          "delete it to start afresh")
+    return jax.tree.map(jnp.asarray, state), pieces
+
+
+def to_inference_data(posterior_samples: Posterior, setup: Setup):
     """Posterior (parameters), sample stats, observed data (with errors as constant data),
     and the posterior predictive (the model at every data point)."""
     import arviz as az
 
-    samples = mcmc.get_samples(group_by_chain=True)
+    samples = posterior_samples.samples
     names = free_parameter_names(setup)
     posterior = {n: np.asarray(samples[n]) for n in names if n in samples}
     flat = {k: np.asarray(v).reshape(-1) for k, v in posterior.items()}
     shape = next(iter(posterior.values())).shape  # (chains, draws)
     predictive = {k: v.reshape(*shape, -1) for k, v in predictive_values(setup, flat).items()}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    stats = {"n_steps": np.asarray(extra["num_steps"]), "diverging": np.asarray(extra["diverging"])}
+    stats = {"n_steps": posterior_samples.num_steps, "diverging": posterior_samples.diverging}
     observed = {o.name: o.value for o in setup.terms}
     constant = {}
     for o in setup.terms:

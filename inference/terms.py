@@ -267,10 +267,12 @@ class DataSource:
                 raise ConfigError(f"unknown {self.what} {n!r}; choose from {choices}")
         return tuple(value) if self.many else value
 
+    def selects(self, value) -> bool:
+        """Whether value names at least one data set."""
+        return bool(value) if self.many else value != "none"
+
     def terms(self, value, mode, mock):
-        if not self.many and value == "none":
-            return []
-        return self.build(value, mode, mock)
+        return self.build(value, mode, mock) if self.selects(value) else []
 
 
 DATA_SOURCES = {

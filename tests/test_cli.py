@@ -34,10 +34,11 @@ def test_transport_writes_documented_file(transport_run):
 
 def test_transport_writes_figures(transport_run):
     _, d = transport_run
-    names = sorted(os.listdir(d / "figs"))
+    names = sorted(n for n in os.listdir(d / "figs") if n.endswith(".png"))
     assert names == ["fig1_gas_profile.png", "fig2_cr_density_vs_radius.png",
                      "fig3_cr_spectrum_at_radii.png", "local_flux_vs_data.png"]
     assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
+    assert sorted(os.listdir(d / "figs")) == sorted(names + [n.replace(".png", ".pdf") for n in names])
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +72,10 @@ def test_forward_writes_milky_way_group(forward_run):
 
 def test_forward_writes_figures(forward_run):
     _, d = forward_run
-    names = sorted(os.listdir(d / "figs"))
+    names = sorted(n for n in os.listdir(d / "figs") if n.endswith(".png"))
     assert names == ["fig4_spectra.png", "fig5_dipole.png", "sky_map_gamma.png"]
     assert all(os.path.getsize(d / "figs" / n) > 10_000 for n in names)
+    assert sorted(os.listdir(d / "figs")) == sorted(names + [n.replace(".png", ".pdf") for n in names])
 
 
 @pytest.mark.parametrize(
@@ -165,7 +167,7 @@ def test_fit_writes_best_fit_file(tmp_path):
     out = tmp_path / "fit.h5"
     assert cli.main(["fit", "--config", str(cfg), "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        best = f["best_fit"].attrs["log10_LCR_erg_s"]
-        err = f["best_fit"].attrs["log10_LCR_erg_s_laplace_error"]
+        best = f["best_fit/log10_LCR_erg_s"][()]
+        err = f["best_fit/log10_LCR_erg_s_laplace_error"][()]
         assert 39.0 < best < 42.0 and 0 < err < 0.1
         assert f["starts/neg_log_density"].shape == (2,)

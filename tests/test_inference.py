@@ -273,3 +273,136 @@ def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch)
     m = float(np.interp(np.log(10.0), np.log(toy.model.milky_way.E_secondary_GeV), np.log(pred.total.gamma)))
     by_hand = -0.5 * ((s * np.exp(m) - 1e-8) / 2e-9) ** 2 + float(dist.Normal(1.0, 0.1).log_prob(s))
     assert with_toy - without == pytest.approx(by_hand, rel=1e-9)
+
+
+RESUMABLE = """
+[model]
+resolution = "coarse"
+[priors]
+alpha = { uniform = [2.0, 2.8] }
+log10_LCR_erg_s = { uniform = [39.0, 42.0] }
+[data]
+cosmic_rays = ["AMS02", "KASCADE2011"]
+cosmic_ray_mode = "measurement"
+neutrinos = "none"
+gamma_foreground = "none"
+[sampler]
+chains = 1
+warmup = 20
+samples = 30
+checkpoint_every = 10
+max_tree_depth = 4
+init = "prior"
+"""
+
+
+def test_sample_resumes_after_sigkill_to_the_uninterrupted_result(tmp_path, capsys):
+    """A run killed (SIGKILL) after its first checkpoint, resumed with --resume, gives the same
+    samples as an uninterrupted run of the same configuration, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import arviz as az
+
+    from corona_jax import cli
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(RESUMABLE)
+    reference = tmp_path / "reference.nc"
+    assert cli.main(["sample", "--config", str(cfg), "--out", str(reference), "--no-progress"]) == 0
+    out = tmp_path / "killed.nc"
+    proc = subprocess.Popen([sys.executable, "-m", "corona_jax.cli", "sample", "--config", str(cfg), "--out", str(out),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if line.startswith("checkpoint: 10/30"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    checkpoint = tmp_path / "killed.nc.checkpoint"
+    assert checkpoint.exists() and not out.exists()
+    (tmp_path / "other.nc.checkpoint").write_bytes(checkpoint.read_bytes())
+    capsys.readouterr()
+    assert cli.main(["sample", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err  # an interrupted run is never overwritten silently
+    assert cli.main(["sample", "--config", str(cfg), "--out", str(out), "--no-progress", "--resume"]) == 0
+    assert not checkpoint.exists()
+    a, b = az.from_netcdf(reference), az.from_netcdf(out)
+    for name in ("alpha", "log10_LCR_erg_s"):
+        np.testing.assert_array_equal(a.posterior[name].values, b.posterior[name].values)
+    np.testing.assert_array_equal(a.sample_stats["n_steps"].values, b.sample_stats["n_steps"].values)
+    other = tmp_path / "other.toml"
+    other.write_text(RESUMABLE.replace("samples = 30", "samples = 40"))
+    assert cli.main(["sample", "--config", str(other), "--out", str(tmp_path / "other.nc"), "--resume"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    (tmp_path / "empty.nc.checkpoint").write_bytes(b"")
+    assert cli.main(["sample", "--config", str(cfg), "--out", str(tmp_path / "empty.nc"), "--resume"]) == 2
+    assert "not readable" in capsys.readouterr().err
+
+
+def test_sampler_warnings_for_a_short_chain():
+    """A deliberately short single chain: every threshold is judged and reported."""
+    import pandas as pd
+
+    from corona_jax.inference import sample
+
+    table = pd.DataFrame({"r_hat": [1.2, 1.001], "ess_bulk": [12.0, 900.0]}, index=["alpha", "beta"])
+    messages = sample.convergence_warnings(table, np.array([[False, True, True]]))
+    assert any("R-hat of alpha is 1.200" in m for m in messages)
+    assert any("bulk ESS of alpha is 12" in m for m in messages)
+    assert any("2 divergent transitions" in m for m in messages)
+    assert not any("beta" in m for m in messages)
+    one_chain = pd.DataFrame({"r_hat": [np.nan], "ess_bulk": [500.0]}, index=["alpha"])
+    assert sample.convergence_warnings(one_chain, np.zeros((1, 5), bool)) == [
+        "R-hat needs at least 2 chains: convergence cannot be judged from one"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data]\ncosmic_rays = []\nneutrinos = 'none'\ngamma_foreground = 'none'",
+     "selects no data set"),
+    ("priors = 5", r"\[priors\] must be a table"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data]\nmock = 3", r"\[data.mock\] must be a table"),
+    ("model = 'baseline'\n[priors]\nalpha = { uniform = [2, 3] }", r"\[model\] must be a table"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[sampler]\nseed = -1", r"seed must be an integer in \[0, 2\^32\)"),
+    ("[priors]\nalpha = { uniform = [2, 3] }\n[data.mock]\nseed = -2\nalpha = 2.5", r"seed must be an integer"),
+])
+def test_more_bad_configurations_are_one_clear_error(text, message):
+    with pytest.raises(ConfigError, match=message):
+        config.parse_config(text)
+
+
+def test_non_utf8_config_is_one_clear_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("# Bj\xf6rn\n[priors]\nalpha = { uniform = [2, 3] }\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load_config(str(path))
+
+
+def test_fit_reports_convergence_and_prior_edges(quick_setup, tmp_path):
+    """A start stopped at the step limit is flagged; a best fit on a prior edge gets a
+    one-sided interval instead of a Laplace error; the file has units and no spaces."""
+    import h5py
+
+    from corona_jax.inference import fit, results
+
+    short = fit.best_fit(quick_setup, starts=1, max_steps=2, progress=lambda s: None)
+    assert short.starts[0].converged is False and short.starts[0].steps == 2
+    # an edge: alpha's prior cut to [2.0, 2.3], far below the data's alpha = 2.44
+    edged = quick_setup._replace(problem=quick_setup.problem._replace(priors=tuple(
+        p if p.name != "alpha" else dataclasses.replace(p, b=2.3) for p in quick_setup.problem.priors)))
+    result = fit.best_fit(edged, starts=2, max_steps=200, progress=lambda s: None)
+    assert result.at_edge.get("alpha") == "upper"
+    lo, hi = result.intervals["alpha"]
+    assert 2.0 <= lo < hi == pytest.approx(2.3) and np.isnan(result.errors["alpha"])
+    path = results.write_fit(str(tmp_path / "fit.h5"), result, edged)
+    with h5py.File(path) as f:
+        names = []
+        f.visit(names.append)
+        assert not any(" " in n for n in names)
+        for n in names:
+            if isinstance(f[n], h5py.Dataset):
+                assert "units" in f[n].attrs, n
+        assert f["best_fit/alpha"].attrs["at_prior_edge"] == "upper"
+        assert f["starts/converged"].shape == (2,)
