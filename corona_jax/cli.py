@@ -83,11 +83,12 @@ def cmd_transport(args):
     _report_normalisation(result, names)
     print(f"wrote {output.write_cosmic_rays(out, result)}")
     if args.plot:
-        results = {f"D0 = {10 ** params.log10_D0_cm2_s:.2g} cm$^2$/s": result}
+        results = {rf"$D_0$ = ${plots.sci(10 ** params.log10_D0_cm2_s)}$ cm$^2$ s$^{{-1}}$": result}
         for D0 in (1.2e29, 4.0e30):
             if not math.isclose(D0, 10**params.log10_D0_cm2_s, rel_tol=1e-6):
                 other = params._replace(log10_D0_cm2_s=math.log10(D0))
-                results[f"D0 = {D0:.2g} cm$^2$/s"] = run_cosmic_rays(other, model, args.normalisation, datasets)
+                results[rf"$D_0$ = ${plots.sci(D0)}$ cm$^2$ s$^{{-1}}$"] = run_cosmic_rays(
+                    other, model, args.normalisation, datasets)
         for path in plots.transport_figures(results, datasets, args.plot):
             print(f"wrote {path}")
     return 0

@@ -195,7 +195,7 @@ def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
     fig, (contrast, legendre, profile) = _figure(14, 4.4, ncols=3)
     for I, mean, a1, style, label in ((mw.gamma, mw.sky_mean_gamma, mw.dipole_gamma, "r-", r"$\gamma$"),
                                       (mw.nu_all_flavour, mw.sky_mean_nu_all_flavour, mw.dipole_nu, "b--", r"$\nu$")):
-        lit = mean > 0
+        lit = (mean > 0) & (I[0] + I[-1] > 0)
         contrast.semilogx(E[lit], (I[0, lit] - I[-1, lit]) / (I[0, lit] + I[-1, lit]), style, label=label)
         legendre.semilogx(E[lit], a1[lit], style, label=label)
     contrast.set_ylim(0.0, 1.05)
