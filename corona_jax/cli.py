@@ -105,11 +105,14 @@ def _cr_datasets(args):
 
 def _report_normalisation(result, names):
     norm = result.normalisation
+    luminosity = (f"L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s (total energy, rest mass included; "
+                  f"kinetic {result.LCR_kinetic_erg_s:.3e} erg/s)")
     if norm is not None:
+        energy = "T" if norm.binding_energy_kind == "kinetic" else "E"
         print(f"normalised to CR data ({', '.join(names)}): binding point {norm.binding_dataset} "
-              f"at E = {norm.binding_E_GeV:.4g} GeV; L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+              f"at {energy} = {norm.binding_E_GeV:.4g} GeV; {luminosity}")
     else:
-        print(f"normalised by L_CR = {10 ** result.params.log10_LCR_erg_s:.3e} erg/s")
+        print(f"normalised by {luminosity}")
 
 
 def cmd_forward(args):

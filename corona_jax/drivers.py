@@ -9,7 +9,7 @@ import numpy as np
 
 from . import extragalactic as eg
 from . import observations, transport
-from .cosmic_rays import Normalisation, cr_density, local_flux, normalise_to_data
+from .cosmic_rays import Normalisation, cr_density, kinetic_luminosity_erg_s, local_flux, normalise_to_data
 from .errors import ConfigError
 from .forward import Total, sky_and_beyond
 from .gas import gas_density_cells
@@ -36,6 +36,7 @@ class CosmicRayResult(NamedTuple):
     j_per_GeV_cm3: np.ndarray  # (N_E, N_r)
     local_flux_per_GeV_cm2_s_sr: np.ndarray  # (N_E,) at the observer
     normalisation: Optional[Normalisation]  # None when fixed by L_CR
+    LCR_kinetic_erg_s: float  # the kinetic luminosity of the same protons (L_CR counts rest mass too)
 
 
 def run_cosmic_rays(params: CoronaParams, model: CoronaModel, normalisation: str = "data",
@@ -67,6 +68,7 @@ def run_cosmic_rays(params: CoronaParams, model: CoronaModel, normalisation: str
         j_per_GeV_cm3=np.asarray(cr_density(params, tm, G)),
         local_flux_per_GeV_cm2_s_sr=np.asarray(local_flux(params, tm, G, observer)),
         normalisation=norm,
+        LCR_kinetic_erg_s=float(kinetic_luminosity_erg_s(params, tm)),
     )
 
 

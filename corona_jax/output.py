@@ -211,6 +211,9 @@ def _write(path: str, result: CosmicRayResult, write_more) -> str:
             f.attrs["reference"] = "Kalashev & Troitsky, Phys. Rev. D (2016), arXiv:1608.07421"
             for name, value in result.params._asdict().items():
                 f.attrs[f"param_{name}"] = float(value)
+            f.attrs["LCR_erg_s_meaning"] = ("param_log10_LCR_erg_s: total-energy luminosity int_{E>1 GeV} E Q dE dV, "
+                                            "rest mass included")
+            f.attrs["LCR_kinetic_erg_s"] = result.LCR_kinetic_erg_s
             for name, value in result.config.describe().items():
                 f.attrs[name] = value
             g = f.create_group("grids")
@@ -231,6 +234,7 @@ def _write(path: str, result: CosmicRayResult, write_more) -> str:
             if norm is not None:
                 g.attrs["binding_dataset"] = norm.binding_dataset
                 g.attrs["binding_E_GeV"] = norm.binding_E_GeV
+                g.attrs["binding_energy_kind"] = norm.binding_energy_kind  # binding_E_GeV is kinetic (T) or total
                 g.attrs["binding_flux_per_GeV_cm2_s_sr"] = norm.binding_flux
                 g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
                 g.attrs["datasets"] = ",".join(norm.ratios)

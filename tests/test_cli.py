@@ -32,6 +32,14 @@ def test_transport_writes_documented_file(transport_run):
         assert 40.0 < f.attrs["param_log10_LCR_erg_s"] < 41.0
 
 
+def test_transport_records_the_kinetic_luminosity_and_the_binding_energy_kind(transport_run):
+    _, d = transport_run
+    with h5py.File(d / "cr.h5") as f:
+        ratio = f.attrs["LCR_kinetic_erg_s"] / 10 ** f.attrs["param_log10_LCR_erg_s"]
+        assert ratio == pytest.approx(0.73, abs=0.01)  # alpha = 2.4: L_CR (total energy) is 1.37 x kinetic
+        assert f["cr"].attrs["binding_energy_kind"] == "kinetic"  # CREAM-III gives kinetic energies
+
+
 def test_transport_writes_figures(transport_run):
     _, d = transport_run
     names = sorted(n for n in os.listdir(d / "figs") if n.endswith(".png"))
