@@ -160,7 +160,7 @@ def _load_diffuse(name, files, species):
         species=species,
         reference=meta["reference"],
         meta=meta,
-        extra={k: v for k, v in cols.items() if k not in _COLUMNS},
+        extra={k: v for k, v in cols.items() if k not in _COLUMNS or k in ("E_lo_GeV", "E_hi_GeV")},
     )
 
 

@@ -1,0 +1,44 @@
+"""`corona-jax paper --quick`: the scenarios' files, Figs. 1-7 and the claims table."""
+
+import json
+import math
+import os
+
+import h5py
+
+from corona_jax import cli, paper, params
+
+CLAIMS = ("gas_profiles_cross", "neutrino_share_icecube", "gamma_share_igrb", "xi", "dipole",
+          "fall_off_exponent", "spectral_softening", "d0_variation", "hard_model")
+
+
+def test_paper_quick_writes_every_figure_and_claim(tmp_path):
+    out = tmp_path / "paper"
+    assert cli.main(["paper", "--quick", "--out", str(out)]) == 0
+    figures = sorted(os.listdir(out / "figures"))
+    for n in range(1, 8):
+        pngs = [f for f in figures if f.startswith(f"fig{n}_") and f.endswith(".png")]
+        assert len(pngs) == 1, (n, figures)
+        assert os.path.getsize(out / "figures" / pngs[0]) > 10_000
+        assert pngs[0].replace(".png", ".pdf") in figures
+    for name in paper.SCENARIOS:
+        with h5py.File(out / f"{name}.h5") as f:
+            assert f.attrs["resolution_n_t"] == 80  # the coarse grid
+            assert f["cr"].attrs["normalisation"] == "data"
+    claims = json.loads((out / "claims.json").read_text())["claims"]
+    assert tuple(c["key"] for c in claims) == CLAIMS
+    for c in claims:
+        assert c["verdict"] in ("agrees", "differs", "consistent"), c
+        assert c["model"] and all(math.isfinite(v) for v in c["model"].values()), c
+    table = (out / "claims.md").read_text()
+    assert all(f"`{key}`" in table for key in CLAIMS)
+    assert not [f for f in os.listdir(out) if f.startswith(".")]  # no temporary file left
+
+
+def test_gas_crossing_radius_by_hand():
+    """Eq. (2) = Eq. (3): 0.738 (1 + (r/3)^2)^(-1.2645) = 0.00153 (1 + (r/3)^2)^(-0.2925) gives
+    (1 + (r/3)^2) = (0.738 / 0.00153)^(1/0.972), r = 72.0 kpc (not the paper's ~45 kpc)."""
+    p = params.preset("baseline")
+    x = (p.n0_inner_cm3 / p.n0_outer_cm3) ** (1.0 / (1.5 * (p.beta_inner - p.beta_outer)))
+    assert abs(paper.gas_crossing_kpc(p) - 3.0 * math.sqrt(x - 1.0)) < 1e-3
+    assert abs(paper.gas_crossing_kpc(p) - 72.0) < 0.05
