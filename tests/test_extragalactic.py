@@ -45,6 +45,21 @@ def _absorbed_fraction_direct(E0_GeV, cosmo, ebl, alpha):
     return np.trapezoid(f * np.exp(-tau), z, axis=1) / np.trapezoid(f, z, axis=1)
 
 
+def test_exponential_moments_against_quad():
+    # both sides of the series switch at |d| = 1e-3, and optically thick steps
+    from scipy.integrate import quad
+
+    d = np.array([1e-9, 9.99e-4, 1.001e-3, 0.3, 7.0, 2.0e3, 1.0e6])
+    a, b = extragalactic.exponential_moments(d)
+    for dk, ak, bk in zip(d, a, b):
+        u_max = min(dk, 60.0)  # u = d t; e^-60 is negligible
+        a_ref = quad(lambda u: (1 - u / dk) * math.exp(-u), 0, u_max, epsabs=0, epsrel=1e-13)[0] / dk
+        b_ref = quad(lambda u: u / dk * math.exp(-u), 0, u_max, epsabs=0, epsrel=1e-13)[0] / dk
+        assert (ak, bk) == pytest.approx((a_ref, b_ref), rel=1e-11, abs=0.0)
+    a0, b0 = extragalactic.exponential_moments(np.zeros(1))
+    assert a0[0] == b0[0] == 0.5  # no absorption: the trapezoid rule
+
+
 def test_absorbed_other_galaxies_against_a_fine_direct_integral():
     # above ~50 TeV the absorption length is kpc to Mpc: only z << 0.01 contributes, which the
     # redshift quadrature must resolve; below 1 TeV absorption is mild
