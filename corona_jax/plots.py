@@ -111,7 +111,7 @@ def plot_local_flux(result, datasets, path):
                     label=f"{d.name} ({d.species})")
     norm = result.normalisation
     if norm is not None:
-        E_b = norm.binding_E_GeV
+        E_b = norm.binding_E_GeV + (PROTON_MASS_GEV if norm.binding_energy_kind == "kinetic" else 0.0)
         ax.plot([E_b], [E_b**2.6 * norm.binding_flux], "r*", ms=14,
                 label=f"binding point of the normalisation ({norm.binding_dataset})")
     ax.set_xlabel("E [GeV] (total energy per particle)")

@@ -1,5 +1,5 @@
 """Regenerate the tables in data/tables: pp interactions (aafragpy), EBL optical depth
-(ebltable) and the cascade matrices (corona_jax.cascade, from the EBL table; ~1 minute).
+(ebltable) and the cascade matrices (corona_jax.cascade, from the EBL table; ~4 minutes on 2 cores).
 
     pip install 'corona-jax[tables]' && python data/make_tables.py [--only pp|ebl|cascade]
 

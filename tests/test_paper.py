@@ -42,3 +42,16 @@ def test_gas_crossing_radius_by_hand():
     x = (p.n0_inner_cm3 / p.n0_outer_cm3) ** (1.0 / (1.5 * (p.beta_inner - p.beta_outer)))
     assert abs(paper.gas_crossing_kpc(p) - 3.0 * math.sqrt(x - 1.0)) < 1e-3
     assert abs(paper.gas_crossing_kpc(p) - 72.0) < 0.05
+
+
+def test_the_readme_claims_table_is_the_command_output():
+    """The README's claims come from `corona-jax paper --out docs/paper`, never typed by hand."""
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    block = readme.split("<!-- claims:begin -->\n")[1].split("<!-- claims:end -->")[0]
+    with open(os.path.join(root, "docs", "paper", "claims.md"), encoding="utf-8") as f:
+        generated = f.read()
+    assert block.strip() == generated.split("\n", 1)[1].strip()  # all but the title
+    for n in range(1, 8):
+        assert any(name.startswith(f"fig{n}_") for name in os.listdir(os.path.join(root, "docs", "paper", "figures")))
