@@ -237,6 +237,10 @@ def run_paper(out_dir: str, resolution: str = "default", progress=print) -> dict
                  f"wrote {files[-1]}")
     progress(f"[{len(SCENARIOS) + 2}/{steps}] the baseline with a constant source (fall-off exponent)")
     constant = run_cosmic_rays(preset("baseline"), build_model(resolution=res, history="constant"), "data", cr_data)
+    # Fig. 2 as in the paper: the fast diffusion at the baseline's source power, not renormalised
+    fast = results["fast-diffusion"].cosmic_rays.params
+    same_source = run_cosmic_rays(fast._replace(log10_LCR_erg_s=results["baseline"].cosmic_rays.params.log10_LCR_erg_s),
+                                  model, "luminosity")
     progress(f"[{len(SCENARIOS) + 3}/{steps}] Figs. 1-7")
     os.makedirs(figures, exist_ok=True)
     base = results["baseline"]
@@ -244,7 +248,8 @@ def run_paper(out_dir: str, resolution: str = "default", progress=print) -> dict
     label = lambda r: rf"$D_0$ = ${plots.sci(10 ** r.cosmic_rays.params.log10_D0_cm2_s)}$ cm$^2$ s$^{{-1}}$"  # noqa: E731
     files += [
         plots.plot_gas_profile(base.cosmic_rays.params, os.path.join(figures, "fig1_gas.png")),
-        plots.plot_density_vs_radius({label(r): r.cosmic_rays for r in (base, results["fast-diffusion"])},
+        plots.plot_density_vs_radius({f"{label(base)} (source power of the baseline)": base.cosmic_rays,
+                                      f"{label(results['fast-diffusion'])} (the same source power)": same_source},
                                      os.path.join(figures, "fig2_cr_density_vs_radius.png")),
         plots.plot_spectra_at_radii(base.cosmic_rays, os.path.join(figures, "fig3_cr_spectra_at_radii.png")),
         plots.plot_spectra(base, igrb, icecube, os.path.join(figures, "fig4_spectra_baseline.png"), air_showers),

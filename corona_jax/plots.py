@@ -78,7 +78,7 @@ def plot_density_vs_radius(results, path, E_GeV=1.0e5):
     ax.axvline(observer, color="0.6", lw=0.8, ls="--", label=rf"observer, $R_\odot$ = {observer:g} kpc")
     ax.set_xlabel("r [kpc]")
     ax.set_ylabel(r"$E\,j(E, r)$ [cm$^{-3}$]")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set_title(rf"Cosmic-ray density in the corona at E = ${sci(E_GeV)}$ GeV (Fig. 2)", fontsize=11)
     return save_figure(fig, path)
 

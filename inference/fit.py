@@ -95,7 +95,8 @@ def lbfgs(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -> M
     """Minimise objective(x, *args) with optax L-BFGS until the gradient or the relative change
     of the objective is tiny (converged) or max_steps is reached (not converged). objective
     must be hashable (it is a static argument of jit)."""
-    x, state = x0, optax.lbfgs().init(x0)
+    # without weak types, so the state after one step has the same types: one compilation, not two
+    x, state = x0, jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), optax.lbfgs().init(x0))
     previous, quiet, converged = np.inf, 0, False
     for i in range(max_steps):
         x, state, value, grad = _lbfgs_step(objective, x, state, args)
