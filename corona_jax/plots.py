@@ -26,7 +26,8 @@ def save_figure(fig, path):
     try:
         for target, fmt in ((path, "png"), (os.path.splitext(path)[0] + ".pdf", "pdf")):
             with atomic_write(target, "." + fmt) as tmp:
-                fig.savefig(tmp, format=fmt, dpi=150)
+                fig.savefig(tmp, format=fmt, dpi=150,  # no creation date: the same figure gives the same file
+                            metadata={"CreationDate": None} if fmt == "pdf" else None)
     finally:
         plt.close(fig)
     return path
