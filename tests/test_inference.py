@@ -315,7 +315,7 @@ def test_sample_resumes_after_sigkill_to_the_uninterrupted_result(tmp_path, caps
     out = tmp_path / "killed.nc"
     proc = subprocess.Popen([sys.executable, "-m", "corona_jax.cli", "sample", "--config", str(cfg), "--out", str(out),
                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp_path)
     for line in proc.stdout:
         if line.startswith("checkpoint: 10/30"):
             proc.send_signal(signal.SIGKILL)

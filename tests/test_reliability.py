@@ -99,7 +99,7 @@ def test_a_kill_during_the_write_keeps_the_old_file_and_the_next_write_cleans_up
             print("writing", flush=True)
             time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -117,7 +117,7 @@ def test_ctrl_c_is_one_line_and_leaves_nothing_behind(tmp_path):
         out = tmp_path / f"r{int(sig)}.h5"
         proc = subprocess.Popen([sys.executable, "-m", "corona_jax.cli", "forward", "--resolution", "default",
                                  "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp_path)
         assert proc.stdout.readline().startswith("[1/3]")  # the model is built: the run is under way
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
@@ -126,8 +126,9 @@ def test_ctrl_c_is_one_line_and_leaves_nothing_behind(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_version():
+def test_version(tmp_path):
     from corona_jax import __version__
 
-    out = subprocess.run([sys.executable, "-m", "corona_jax.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "corona_jax.cli", "--version"], capture_output=True, text=True,
+                         cwd=tmp_path)  # outside the repository: the installed package, not the source folder
     assert out.returncode == 0 and __version__ in out.stdout
