@@ -72,6 +72,16 @@ def run_cosmic_rays(params: CoronaParams, model: CoronaModel, normalisation: str
     )
 
 
+def at_source_power(cr: CosmicRayResult, log10_LCR_erg_s: float) -> CosmicRayResult:
+    """The same cosmic rays for another source power L_CR [erg/s], no new solve: j, the local
+    flux and the kinetic luminosity are proportional to L_CR at fixed alpha and E_max."""
+    scale = 10.0 ** (log10_LCR_erg_s - cr.params.log10_LCR_erg_s)
+    return cr._replace(params=cr.params._replace(log10_LCR_erg_s=log10_LCR_erg_s), normalisation=None,
+                       j_per_GeV_cm3=scale * cr.j_per_GeV_cm3,
+                       local_flux_per_GeV_cm2_s_sr=scale * cr.local_flux_per_GeV_cm2_s_sr,
+                       LCR_kinetic_erg_s=scale * cr.LCR_kinetic_erg_s)
+
+
 class ForwardResult(NamedTuple):
     """run_forward's result: the CR part, the Milky Way sky, the other galaxies (numpy arrays)."""
 

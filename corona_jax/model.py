@@ -75,6 +75,14 @@ class CoronaModel:
         """The same model differentiated another way (transport.DiscreteAdjoint / AutodiffAdjoint)."""
         return dataclasses.replace(self, config=dataclasses.replace(self.config, adjoint=adjoint))
 
+    def with_history(self, history: str) -> "CoronaModel":
+        """The same model with another source history; only the transport stage depends on it,
+        so only that stage is rebuilt."""
+        config = model_config(self.config, history=history)
+        pp = tables.load_pp_tables(tables.table_path(config.pp_table))
+        tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp)
+        return dataclasses.replace(self, transport=tm, config=config)
+
 
 def model_config(config: ModelConfig = ModelConfig(), **changes) -> ModelConfig:
     """A checked ModelConfig: `config` with `changes`; resolution may be a name ('coarse', ...)."""

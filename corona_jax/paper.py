@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import grids, observations, output, plots
-from .drivers import ForwardResult, run_cosmic_rays, run_forward, xi_report
+from .drivers import ForwardResult, at_source_power, run_cosmic_rays, run_forward, xi_report
 from .extragalactic import xi_paper
 from .forward import NEUTRINO_FLAVOURS
 from .cosmology import stellar_mass_density_Msun_Mpc3
@@ -236,11 +236,10 @@ def run_paper(out_dir: str, resolution: str = "default", progress=print) -> dict
         progress(f"[{i}/{steps}] {name}: L_CR = {10 ** p.log10_LCR_erg_s:.3g} erg/s by the paper's rule; "
                  f"wrote {files[-1]}")
     progress(f"[{len(SCENARIOS) + 2}/{steps}] the baseline with a constant source (fall-off exponent)")
-    constant = run_cosmic_rays(preset("baseline"), build_model(resolution=res, history="constant"), "data", cr_data)
+    constant = run_cosmic_rays(preset("baseline"), model.with_history("constant"), "data", cr_data)
     # Fig. 2 as in the paper: the fast diffusion at the baseline's source power, not renormalised
-    fast = results["fast-diffusion"].cosmic_rays.params
-    same_source = run_cosmic_rays(fast._replace(log10_LCR_erg_s=results["baseline"].cosmic_rays.params.log10_LCR_erg_s),
-                                  model, "luminosity")
+    same_source = at_source_power(results["fast-diffusion"].cosmic_rays,
+                                  results["baseline"].cosmic_rays.params.log10_LCR_erg_s)
     progress(f"[{len(SCENARIOS) + 3}/{steps}] Figs. 1-7")
     os.makedirs(figures, exist_ok=True)
     base = results["baseline"]

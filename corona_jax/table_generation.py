@@ -128,19 +128,30 @@ def _package_version(name):
     return version(name)
 
 
+def _dataset(group, name, data, units, axes=None):
+    d = group.create_dataset(name, data=data)
+    d.attrs["units"] = units
+    if axes:
+        d.attrs["axes"] = axes
+
+
+def _new_table_file(path, attrs):
+    """An HDF5 file with the table's attributes (deterministic: no timestamps)."""
+    f = h5py.File(path, "w")
+    for key, value in attrs.items():
+        f.attrs[key] = value
+    return f
+
+
 def write_pp_tables(path, tables: PPTables):
-    """Write the tables to HDF5 (deterministic: no timestamps), with units attributes."""
-    with h5py.File(path, "w") as f:
-        for key, value in tables.attrs.items():
-            f.attrs[key] = value
-        f.create_dataset("E_p_GeV", data=tables.E_p_GeV).attrs["units"] = "GeV"
-        f.create_dataset("E_s_GeV", data=tables.E_s_GeV).attrs["units"] = "GeV"
-        f.create_dataset("sigma_inel_mb", data=tables.sigma_inel_mb).attrs["units"] = "mb"
+    """Write the tables to HDF5, with units attributes."""
+    with _new_table_file(path, tables.attrs) as f:
+        _dataset(f, "E_p_GeV", tables.E_p_GeV, "GeV")
+        _dataset(f, "E_s_GeV", tables.E_s_GeV, "GeV")
+        _dataset(f, "sigma_inel_mb", tables.sigma_inel_mb, "mb")
         g = f.create_group("dsigma_dE_mb_per_GeV")
         for name, value in tables.dsigma_dE_mb_per_GeV.items():
-            d = g.create_dataset(name, data=value)
-            d.attrs["units"] = "mb/GeV"
-            d.attrs["axes"] = "(E_p, E_s)"
+            _dataset(g, name, value, "mb/GeV", "(E_p, E_s)")
 
 
 def generate_ebl_table() -> EBLTable:
@@ -165,14 +176,10 @@ def generate_ebl_table() -> EBLTable:
 
 
 def write_ebl_table(path, table: EBLTable):
-    with h5py.File(path, "w") as f:
-        for key, value in table.attrs.items():
-            f.attrs[key] = value
-        f.create_dataset("E0_GeV", data=table.E0_GeV).attrs["units"] = "GeV"
-        f.create_dataset("z", data=table.z).attrs["units"] = "1"
-        d = f.create_dataset("tau", data=table.tau)
-        d.attrs["units"] = "1"
-        d.attrs["axes"] = "(E0, z)"
+    with _new_table_file(path, table.attrs) as f:
+        _dataset(f, "E0_GeV", table.E0_GeV, "GeV")
+        _dataset(f, "z", table.z, "1")
+        _dataset(f, "tau", table.tau, "1", "(E0, z)")
 
 
 def generate_cascade_tables(progress=None):
@@ -199,12 +206,8 @@ def generate_cascade_tables(progress=None):
 
 def write_cascade_tables(path, generated):
     matrices, attrs = generated
-    with h5py.File(path, "w") as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
+    with _new_table_file(path, attrs) as f:
         for per_decade, (E_s, C) in matrices.items():
             g = f.create_group(f"E_per_decade_{per_decade}")
-            g.create_dataset("E_GeV", data=E_s).attrs["units"] = "GeV"
-            d = g.create_dataset("C", data=C)
-            d.attrs["units"] = "cm^-2 sr^-1"
-            d.attrs["axes"] = "(observed E, emitted E)"
+            _dataset(g, "E_GeV", E_s, "GeV")
+            _dataset(g, "C", C, "cm^-2 sr^-1", "(observed E, emitted E)")

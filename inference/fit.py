@@ -144,9 +144,9 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals)
 
 
-def _bounds(problem: Problem, name):
-    """(low, high) of a site's prior support (+-inf where unbounded)."""
-    support = site_distributions(problem)[name].support
+def _bounds(distribution):
+    """(low, high) of a prior's support (+-inf where unbounded)."""
+    support = distribution.support
     if isinstance(support, constraints.interval):
         return float(support.lower_bound), float(support.upper_bound)
     return -np.inf, np.inf
@@ -154,9 +154,9 @@ def _bounds(problem: Problem, name):
 
 def prior_edges(problem: Problem, values: dict, rtol=1e-3) -> dict:
     """{name: 'lower' | 'upper'} of the values within rtol of the prior range from an edge."""
-    out = {}
+    out, priors = {}, site_distributions(problem)
     for name, v in values.items():
-        lo, hi = _bounds(problem, name)
+        lo, hi = _bounds(priors[name])
         if np.isfinite(lo) and np.isfinite(hi):
             if v - lo <= rtol * (hi - lo):
                 out[name] = "lower"
@@ -169,7 +169,7 @@ def one_sided_interval(problem: Problem, name, side, sigma):
     """95 % interval of a parameter whose best fit sits on a prior edge: the posterior there is
     taken as a half-normal of the Laplace width sigma (1.96 sigma holds 95 %), cut by the
     prior; with no finite width, the whole prior range."""
-    lo, hi = _bounds(problem, name)
+    lo, hi = _bounds(site_distributions(problem)[name])
     if not np.isfinite(sigma):
         return lo, hi
     return (lo, min(hi, lo + 1.96 * sigma)) if side == "lower" else (max(lo, hi - 1.96 * sigma), hi)

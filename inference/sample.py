@@ -181,8 +181,7 @@ def _fingerprint(setup: Setup) -> str:
     """What a checkpoint must have been made with to be continued: the configuration and versions."""
     import numpyro
 
-    cfg = {k: v for k, v in dataclasses.asdict(setup.config).items()}
-    return json.dumps({"config": cfg, "jax": jax.__version__, "numpyro": numpyro.__version__}, default=str, sort_keys=True)
+    return json.dumps({"config": dataclasses.asdict(setup.config), "jax": jax.__version__, "numpyro": numpyro.__version__}, default=str, sort_keys=True)
 
 
 def save_checkpoint(path: str, setup: Setup, state, pieces):

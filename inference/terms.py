@@ -23,6 +23,7 @@ is the whole measured flux (split normal), 'component' = data = corona + a free 
 spectrum (IceCube: a power law; Fermi: a power law with an exponential cut-off).
 """
 
+import abc
 import dataclasses
 from typing import Callable, ClassVar
 
@@ -67,9 +68,10 @@ def band_quadrature(E_lo_GeV, E_hi_GeV):
     return nodes, 0.5 * (b - a) * _BAND_WEIGHTS[None, :] * nodes
 
 
-class LikelihoodTerm:
+class LikelihoodTerm(abc.ABC):
     """Interface of a data set in the likelihood. Subclasses are @pytree_dataclass dataclasses
-    with at least name, E_GeV, value, err_lo, err_hi and is_upper_limit (for the results)."""
+    with at least name, E_GeV, value, err_lo, err_hi and is_upper_limit (for the results), and
+    must define predict and log_likelihood (a subclass without them cannot be instantiated)."""
 
     energy_power: ClassVar[int] = 2  # plots show E^power x value
     x_label: ClassVar[str] = "E [GeV]"
@@ -79,13 +81,13 @@ class LikelihoodTerm:
         """{site name: numpyro distribution} of this term's own nuisance parameters."""
         return {}
 
+    @abc.abstractmethod
     def predict(self, prediction: Prediction, model: CoronaModel):
         """The model at this data set's points, in the data's units."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def log_likelihood(self, predicted, nuisances: dict):
         """log L of the data given the predicted values and this term's nuisance values."""
-        raise NotImplementedError
 
     def mocked(self, predicted, rng: np.random.Generator) -> "LikelihoodTerm":
         """The same term with its values replaced by `predicted` plus Gaussian noise of each row's

@@ -275,25 +275,9 @@ def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch)
     assert with_toy - without == pytest.approx(by_hand, rel=1e-9)
 
 
-RESUMABLE = """
-[model]
-resolution = "coarse"
-[priors]
-alpha = { uniform = [2.0, 2.8] }
-log10_LCR_erg_s = { uniform = [39.0, 42.0] }
-[data]
-cosmic_rays = ["AMS02", "KASCADE2011"]
-cosmic_ray_mode = "measurement"
-neutrinos = "none"
-gamma_foreground = "none"
-[sampler]
-chains = 1
-warmup = 20
-samples = 30
-checkpoint_every = 10
-max_tree_depth = 4
-init = "prior"
-"""
+RESUMABLE = QUICK.split("[sampler]")[0].replace(
+    'neutrino_mode = "component"\ngamma_mode = "component"', 'neutrinos = "none"\ngamma_foreground = "none"'
+) + "[sampler]\nchains = 1\nwarmup = 20\nsamples = 30\ncheckpoint_every = 10\nmax_tree_depth = 4\ninit = \"prior\"\n"
 
 
 def test_sample_resumes_after_sigkill_to_the_uninterrupted_result(tmp_path, capsys):
@@ -406,3 +390,15 @@ def test_fit_reports_convergence_and_prior_edges(quick_setup, tmp_path):
                 assert "units" in f[n].attrs, n
         assert f["best_fit/alpha"].attrs["at_prior_edge"] == "upper"
         assert f["starts/converged"].shape == (2,)
+
+
+def test_a_term_without_predict_or_log_likelihood_cannot_be_made():
+    from corona_jax.inference import terms
+
+    @terms.pytree_dataclass
+    class Incomplete(terms.LikelihoodTerm):
+        value: np.ndarray
+        name: str = terms.static_field()
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete(np.ones(1), name="x")

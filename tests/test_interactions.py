@@ -24,8 +24,6 @@ def test_emission_matrix_uses_the_proton_velocity():
     # K[s, p] = beta(E_p) c w_p E_p dsigma/dE_s: the collision rate of a proton is n sigma beta c
     import math
 
-    import numpy as np
-
     from corona_jax import tables
     from corona_jax.interactions import emission_matrix
 

@@ -91,3 +91,24 @@ def test_the_core_runs_with_inference_unimportable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_with_history_rebuilds_only_the_transport_stage(coarse_forward_model):
+    fast = coarse_forward_model.with_history("constant")
+    built = build_model(resolution="coarse", history="constant")
+    assert fast.config == built.config
+    for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(built)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert fast.milky_way is coarse_forward_model.milky_way  # shared, not rebuilt
+
+
+def test_cosmic_rays_at_another_source_power_equal_a_new_solve(coarse_forward_model):
+    from corona_jax.drivers import at_source_power, run_cosmic_rays
+
+    fast = params.preset("fast-diffusion")
+    cr = run_cosmic_rays(fast, coarse_forward_model, "luminosity")
+    scaled = at_source_power(cr, 39.7)
+    solved = run_cosmic_rays(fast._replace(log10_LCR_erg_s=39.7), coarse_forward_model, "luminosity")
+    for field in ("j_per_GeV_cm3", "local_flux_per_GeV_cm2_s_sr", "LCR_kinetic_erg_s"):
+        np.testing.assert_allclose(getattr(scaled, field), getattr(solved, field), rtol=1e-12, err_msg=field)
+    assert scaled.params == solved.params

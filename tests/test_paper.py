@@ -5,6 +5,7 @@ import math
 import os
 
 import h5py
+import pytest
 
 from corona_jax import cli, paper, params
 
@@ -55,3 +56,26 @@ def test_the_readme_claims_table_is_the_command_output():
     assert block.strip() == generated.split("\n", 1)[1].strip()  # all but the title
     for n in range(1, 8):
         assert any(name.startswith(f"fig{n}_") for name in os.listdir(os.path.join(root, "docs", "paper", "figures")))
+
+
+def test_fall_off_exponent_and_spectral_index_on_exact_power_laws():
+    """j = E^-2.7 r^-1.4 exactly: the fits return 1.4 and 2.7 (their inputs, not the model)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    E, r = np.geomspace(1.0, 1e8, 81), np.geomspace(1.0, 300.0, 60)
+    j = E[:, None] ** -2.7 * r[None, :] ** -1.4
+    cr = SimpleNamespace(E_GeV=E, r_kpc=r, j_per_GeV_cm3=j, local_flux_per_GeV_cm2_s_sr=j[:, 10])
+    assert paper.fall_off_exponent(cr) == pytest.approx(1.4, abs=1e-12)
+    assert paper.local_spectral_index(cr) == pytest.approx(2.7, abs=1e-12)
+
+
+def test_segment_flux_is_the_files_constant_e2_flux():
+    """Inside a HESE segment E^2 dN/dE is the E2flux_perflavour column of the file."""
+    from corona_jax import observations
+
+    hese = observations.load_neutrino_dataset()
+    for k in range(3):
+        for E in (1.01 * hese.extra["E_lo_GeV"][k], hese.E_GeV[k], 0.99 * hese.extra["E_hi_GeV"][k]):
+            assert E**2 * paper.segment_flux(hese, E) == pytest.approx(hese.extra["E2flux_perflavour"][k], rel=0.01)

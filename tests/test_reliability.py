@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import h5py
 import jax
@@ -44,7 +43,6 @@ def test_write_protected_and_unwritable_targets_are_refused_before_the_work(tmp_
     protected.chmod(0o444)
     with pytest.raises(OutputError, match="write-protected"):
         output.check_writable(str(protected))
-    t0 = time.perf_counter()
     assert cli.main(["forward", "--resolution", "coarse", "--out", str(protected)]) == 2
     assert "write-protected" in capsys.readouterr().err
     assert protected.read_bytes() == b"precious"
