@@ -7,9 +7,12 @@ eps(E, z) = rho*(z) L(E) / M*_MW with L the Milky Way's spectral luminosity, and
 
 The integral runs on a fine grid uniform in x = ln(1+z) (dz = (1+z) dx): between nodes the
 smooth part of the integrand is linear in x and so is tau, and exp(-tau) is integrated
-exactly (trapezoid rule without absorption). L((1+z) E0) is interpolated in ln L - ln E
-between the model's energies (exact for power laws). The cascade adds C @ L with C
-precomputed (corona_jax.cascade). The paper's ratio xi (Sec. IV) is given for comparison.
+exactly (trapezoid rule without absorption). L((1+z) E0) = K((1+z) E0, E_p) @ p, with p the Milky
+Way's proton-gas integral int n_g j dV on the pp table's proton nodes and the emission kernel K
+interpolated in ln K - ln E between the table's secondary nodes (20 per decade). So every
+intensity is one fixed matrix times p, built once: linear in the protons' spectrum, which is
+what lets a sweep contract it per transport solve (corona_jax.batch). The cascade adds C @ L
+with C precomputed (corona_jax.cascade). The paper's ratio xi (Sec. IV) is given for comparison.
 """
 
 import math
@@ -20,22 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import absorption, cosmology, grids, tables
-from .safe import safe_log
+from .errors import ConfigError
+from .interactions import emission_matrix_at
 from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, MPC_CM, R_SUN_KPC
 
 N_REDSHIFTS = 400  # nodes of the fine redshift integral, uniform in ln(1+z)
 FIRST_STEP_SPLITS = (1e-3, 1e-2, 1e-1)  # extra nodes in the first step, as fractions of it
-
-
-class ExtragalacticModel(NamedTuple):
-    """Static arrays of the redshift integral (a pytree; build once)."""
-
-    lower: jax.Array  # (N_s, N_z) int: model energy node just below (1+z_k) E_i
-    frac: jax.Array  # (N_s, N_z) weight of the node above, in ln E
-    weight_nu: jax.Array  # (N_s, N_z) [cm^-2 sr^-1]: (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k)),
-    #                       w_k the trapezoid weights in ln(1+z)
-    weight_gamma: jax.Array  # (N_s, N_z) the same with w_k -> attenuated_weights for tau(E_i, z)
-    cascade: jax.Array  # (N_s, N_s) [cm^-2 sr^-1]; zero if the cascade is off
 
 
 def redshift_nodes(z_max, n=N_REDSHIFTS):
@@ -78,45 +71,72 @@ def attenuated_weights(x, tau):
     return w
 
 
-def build_extragalactic_model(E_s_GeV, cosmo=cosmology.Cosmology(), with_cascade=True,
-                              stellar_mass_density=None, ebl=None, cascade_table=None) -> ExtragalacticModel:
-    """Interpolation indices, weights with rho*(z) / H(z) and e^-tau, and the cascade matrix (numpy).
+class RedshiftWeights(NamedTuple):
+    """The redshift quadrature of I(E_i) = sum_k w[i, k] L(emitted[i, k]) (numpy, each (N_s, N_z))."""
 
-    stellar_mass_density: optional callable z -> rho* [M_sun Mpc^-3] replacing Madau & Dickinson
-    (then the stored cascade matrix, built with the default, is refused). ebl: an EBLTable and
-    cascade_table: the path of a cascade-matrix file (defaults: the shipped ones).
-    """
+    emitted_GeV: np.ndarray  # (1 + z_k) E_i
+    nu: np.ndarray  # [cm^-2 sr^-1] (c/4pi) w_k (1+z_k) rho*(z_k) / (M*_MW H(z_k)), trapezoid w_k in ln(1+z)
+    gamma: np.ndarray  # the same with w_k -> attenuated_weights for tau(E_i, z); zero above the grid's top
+
+
+def redshift_weights(E_s_GeV, cosmo=cosmology.Cosmology(), stellar_mass_density=None, ebl=None) -> RedshiftWeights:
+    """Nodes and weights of the redshift integral at the energies E_s (numpy). Emission above
+    the top of E_s is not modelled (weight 0)."""
     cosmology.validate_cosmology(cosmo)
     E = np.asarray(E_s_GeV, dtype=float)
     x = log_redshift_nodes(cosmo.z_max)
     z = np.expm1(x)
     per_x = cosmology.galaxy_intensity_weights_cm2_sr(z, 1 + z, cosmo, stellar_mass_density)  # dz = (1+z) dx
     emitted = E[:, None] * (1 + z)[None, :]
-    pos = np.interp(np.log(emitted), np.log(E), np.arange(E.size), right=np.inf)
-    inside = np.isfinite(pos)  # emitted above the grid's top: no emission there (L = 0)
-    lower = np.clip(np.floor(np.where(inside, pos, 0)).astype(int), 0, E.size - 2)
-    frac = np.where(inside, pos - lower, 0.0)
-    per_x = np.where(inside, per_x[None, :], 0.0)
+    per_x = np.where(emitted <= E[-1] * (1 + 1e-12), per_x[None, :], 0.0)
     tau = absorption.tau_ebl(E, z, ebl or tables.load_ebl_table()) + absorption.tau_cmb(E, z, cosmo)
-    weight_nu = per_x * attenuated_weights(x, np.zeros_like(tau))
-    weight_gamma = per_x * attenuated_weights(x, tau)
+    return RedshiftWeights(emitted, per_x * attenuated_weights(x, np.zeros_like(tau)), per_x * attenuated_weights(x, tau))
+
+
+def redshift_integral(weights, emitted_GeV, spectrum):
+    """sum_k weights[i, k] spectrum(emitted[i, k]) (numpy). spectrum: E (N_z,) -> (N_z,) or (N_z, N_f);
+    returns (N_s,) or (N_s, N_f)."""
+    return np.stack([w @ spectrum(e) for w, e in zip(weights, emitted_GeV)])
+
+
+class ExtragalacticModel(NamedTuple):
+    """Linear maps from the Milky Way's proton-gas integral p(E_p) = int n_g j dV [GeV^-1 cm^-3]
+    on the pp-table proton nodes to the intensity of all other galaxies (a pytree; build once).
+    Each is (N_s, N_p) [cm sr^-1 s^-1]: the redshift integral of the emission kernel K(E, E_p)."""
+
+    nu_all: jax.Array
+    gamma_unabsorbed: jax.Array  # no interactions at all (for comparison)
+    gamma_absorbed: jax.Array  # EBL + CMB absorption
+    gamma_cascade: jax.Array  # the cascade photons alone; zero if the cascade is off
+
+
+def build_extragalactic_model(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmology.Cosmology(),
+                              with_cascade=True, stellar_mass_density=None, ebl=None,
+                              cascade_table=None) -> ExtragalacticModel:
+    """The redshift integral of the pp emission kernel, with rho*(z) / H(z) and e^-tau, and the
+    cascade (numpy). The kernel K((1+z) E, E_p) is interpolated between the pp table's secondary
+    nodes (interactions.emission_matrix_at), so every output is linear in the protons' spectrum.
+
+    stellar_mass_density: optional callable z -> rho* [M_sun Mpc^-3] replacing Madau & Dickinson
+    (then the stored cascade matrix, built with the default, is refused). ebl: an EBLTable and
+    cascade_table: the path of a cascade-matrix file (defaults: the shipped ones).
+    """
+    E_p_GeV = np.asarray(E_p_GeV, dtype=float)
+    w = redshift_weights(E_s_GeV, cosmo, stellar_mass_density, ebl)
+    gamma = lambda E: emission_matrix_at("gamma", E_p_GeV, E, pp)  # noqa: E731
+    nu = lambda E: emission_matrix_at("nu_all", E_p_GeV, E, pp)  # noqa: E731
+    unabsorbed = redshift_integral(w.nu, w.emitted_GeV, gamma)
     if with_cascade:
         if stellar_mass_density is not None:
-            from .errors import ConfigError
-
             raise ConfigError("the stored cascade matrix assumes Madau & Dickinson rho*(z); "
                               "use with_cascade=False with another stellar-mass density")
-        C = tables.load_cascade_matrix(E, cosmo, cascade_table)
+        C = tables.load_cascade_matrix(E_s_GeV, cosmo, cascade_table)
+        cascade = C @ emission_matrix_at("gamma", E_p_GeV, np.asarray(E_s_GeV, dtype=float), pp)
     else:
-        C = np.zeros((E.size, E.size))
-    return ExtragalacticModel(jnp.asarray(lower), *(jnp.asarray(a, dtype=jnp.float64) for a in (frac, weight_nu, weight_gamma, C)))
-
-
-def redshift_integral(L, lower, frac, weight):
-    """sum_k weight[i, k] L((1+z_k) E_i), L interpolated in ln L - ln E; L (N_s,) > 0 or 0."""
-    log_L = safe_log(L)
-    log_at = (1.0 - frac) * log_L[lower] + frac * log_L[lower + 1]
-    return jnp.sum(weight * jnp.exp(log_at), axis=1)
+        cascade = np.zeros_like(unabsorbed)
+    arrays = (redshift_integral(w.nu, w.emitted_GeV, nu), unabsorbed,
+              redshift_integral(w.gamma, w.emitted_GeV, gamma), cascade)
+    return ExtragalacticModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
 
 
 class Extragalactic(NamedTuple):
@@ -129,13 +149,13 @@ class Extragalactic(NamedTuple):
     gamma: jax.Array  # absorbed + cascade
 
 
-def extragalactic(model: ExtragalacticModel, L_gamma, L_nu_all) -> Extragalactic:
-    """Intensities from the Milky Way's spectral luminosities L [GeV^-1 s^-1], each (N_s,)."""
-    absorbed = redshift_integral(L_gamma, model.lower, model.frac, model.weight_gamma)
-    cascade = model.cascade @ L_gamma
+def extragalactic(model: ExtragalacticModel, proton_gas_per_GeV_cm3) -> Extragalactic:
+    """Intensities from the Milky Way's proton-gas integral p = int n_g j dV (N_p,) [GeV^-1 cm^-3]."""
+    absorbed = model.gamma_absorbed @ proton_gas_per_GeV_cm3
+    cascade = model.gamma_cascade @ proton_gas_per_GeV_cm3
     return Extragalactic(
-        nu_all_flavour=redshift_integral(L_nu_all, model.lower, model.frac, model.weight_nu),
-        gamma_unabsorbed=redshift_integral(L_gamma, model.lower, model.frac, model.weight_nu),
+        nu_all_flavour=model.nu_all @ proton_gas_per_GeV_cm3,
+        gamma_unabsorbed=model.gamma_unabsorbed @ proton_gas_per_GeV_cm3,
         gamma_absorbed=absorbed,
         gamma_cascade=cascade,
         gamma=absorbed + cascade,

@@ -45,7 +45,7 @@ class Prediction(NamedTuple):
 def sky_and_beyond(params: CoronaParams, model: CoronaModel, G_Gyr):
     """Milky Way, other galaxies and the isotropic total from the solver's G (N_E, N_r) [Gyr]."""
     mw = milky_way(params, model.milky_way, model.transport, G_Gyr)
-    other = eg.extragalactic(model.extragalactic, mw.luminosity_gamma, mw.luminosity_nu_all_flavour)
+    other = eg.extragalactic(model.extragalactic, mw.proton_gas_per_GeV_cm3)
     return mw, other, total(mw, other)
 
 

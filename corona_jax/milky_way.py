@@ -101,21 +101,23 @@ class MilkyWay(NamedTuple):
     anticentre_nu_all_flavour: jax.Array
     dipole_gamma: jax.Array  # 3 <I cos psi> / <I>
     dipole_nu: jax.Array
-    luminosity_gamma: jax.Array  # L(E) = int q dV [GeV^-1 s^-1], no absorption
+    luminosity_gamma: jax.Array  # L(E) = int q dV = K @ p [GeV^-1 s^-1], no absorption
     luminosity_nu_all_flavour: jax.Array
+    proton_gas_per_GeV_cm3: jax.Array  # p(E_table) = int n_g j dV, on the pp-table proton nodes
     emissivity_gamma: jax.Array  # q(E, r) [GeV^-1 cm^-3 s^-1], Eq. (6)
     emissivity_nu_all_flavour: jax.Array
 
 
-def spectral_luminosity(q_per_GeV_cm3_s, volumes_kpc3):
-    """L(E) = int q 4 pi r^2 dr [GeV^-1 s^-1] from q (N_s, N_r); volumes are cell volume / 4 pi [kpc^3]."""
-    return q_per_GeV_cm3_s @ (4.0 * np.pi * volumes_kpc3 * KPC_CM**3)
+def volume_integral(values, volumes_kpc3):
+    """int values 4 pi r^2 dr over the cells (last axis) [values x cm^3]; volumes are cell volume / 4 pi [kpc^3]."""
+    return values @ (4.0 * np.pi * volumes_kpc3 * KPC_CM**3)
 
 
 def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr) -> MilkyWay:
     """Emissivity (Eq. 6) and line-of-sight integrals, from the solver's G (N_E, N_r) [Gyr]."""
     n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
     j = proton_density_on_table_grid(params, model, tm, G_Gyr)
+    p = volume_integral(n_gas[None, :] * j, tm.volumes_kpc3)
     q_gamma = emissivity(n_gas, model.emission_gamma, j)
     q_nu = emissivity(n_gas, model.emission_nu_all, j)
     I_gamma = sky.intensity(model.path_gamma_kpc, q_gamma)
@@ -131,8 +133,9 @@ def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_
         anticentre_nu_all_flavour=I_nu[-1],
         dipole_gamma=sky.dipole_amplitude(mean_gamma, sky.sky_average(model.sky_first_gamma_kpc, q_gamma)),
         dipole_nu=sky.dipole_amplitude(mean_nu, sky.sky_average(model.sky_first_nu_kpc, q_nu)),
-        luminosity_gamma=spectral_luminosity(q_gamma, tm.volumes_kpc3),
-        luminosity_nu_all_flavour=spectral_luminosity(q_nu, tm.volumes_kpc3),
+        luminosity_gamma=model.emission_gamma @ p,
+        luminosity_nu_all_flavour=model.emission_nu_all @ p,
+        proton_gas_per_GeV_cm3=p,
         emissivity_gamma=q_gamma,
         emissivity_nu_all_flavour=q_nu,
     )

@@ -111,7 +111,7 @@ def build_model(config: ModelConfig = ModelConfig(), **changes) -> CoronaModel:
     tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp)
     mw = build_milky_way_model(tm, config.resolution, config.observer_kpc, pp)
     eg = build_extragalactic_model(
-        mw.E_secondary_GeV, config.cosmology, config.cascade, config.stellar_mass_density,
+        mw.E_secondary_GeV, mw.E_table_GeV, pp, config.cosmology, config.cascade, config.stellar_mass_density,
         tables.load_ebl_table(tables.table_path(config.ebl_table)), tables.table_path(config.cascade_table),
     )
     return CoronaModel(tm, mw, eg, config)
