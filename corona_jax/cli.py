@@ -221,6 +221,60 @@ def cmd_fit(args):
     return 0
 
 
+def _distributed(args):
+    """(process index, process count): from the options, else the CORONA_JAX_* environment, else one
+    process; with more than one, jax.distributed joins them (under SLURM it finds them itself)."""
+    env = os.environ
+    address = args.coordinator or env.get("CORONA_JAX_COORDINATOR")
+    count = args.num_processes or int(env.get("CORONA_JAX_NUM_PROCESSES", "0") or 0)
+    index = args.process_id if args.process_id is not None else env.get("CORONA_JAX_PROCESS_ID")
+    if not address and not count and index is None:
+        if int(env.get("SLURM_NTASKS", "1")) > 1:
+            import jax
+
+            jax.distributed.initialize()
+            return jax.process_index(), jax.process_count()
+        return 0, 1
+    if not (address and count and index is not None):
+        raise ConfigError("several processes need all three of --coordinator HOST:PORT, --num-processes N and --process-id K")
+    index = int(index)
+    if not (count >= 1 and 0 <= index < count):
+        raise ConfigError(f"--process-id must lie in [0, {count}), got {index}")
+    import jax
+
+    jax.distributed.initialize(coordinator_address=address, num_processes=count, process_id=index)
+    return jax.process_index(), jax.process_count()
+
+
+def cmd_sweep(args):
+    try:
+        from .inference import sweep
+    except ImportError as exc:
+        raise CoronaError(f"sweep needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    out = output_path(args.out)
+    if args.merge:
+        print(f"wrote {sweep.merge_parts(out)}")
+        return 0
+    if not args.config:
+        raise ConfigError("sweep needs --config (or --merge to join the parts of a multi-process sweep)")
+    cfg = sweep.load_sweep_config(args.config)
+    process = _distributed(args)
+    plan = sweep.prepare(cfg)
+    n_points = plan.plan.params.shape[0]
+    import jax
+
+    print(f"sweep: {n_points} models ({cfg.design.kind} over {', '.join(cfg.design.names)}), "
+          f"{plan.plan.n_solves} transport solves in {len(plan.plan.chunks)} chunks of "
+          f"{'x'.join(map(str, plan.plan.chunks[0].shape))} (solves x models), on {len(jax.local_devices())} "
+          f"{jax.local_devices()[0].platform} device(s)"
+          + (f"; process {process[0]} of {process[1]}" if process[1] > 1 else ""))
+    path = sweep.run_sweep(plan, out, progress=not args.no_progress, process=process)
+    print(f"wrote {path}")
+    if process[1] > 1:
+        print(f"when every process has finished, join the parts: corona-jax sweep --out {args.out} --merge")
+    return 0
+
+
 def _warn(message):
     print(f"corona-jax: warning: {message}", file=sys.stderr)
 
@@ -346,6 +400,20 @@ def build_parser():
                    help="continue an interrupted run from OUT.checkpoint (same configuration and seed: "
                         "the same samples as an uninterrupted run)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("sweep", help="the model over a grid, random, Latin-hypercube or Sobol design, into HDF5",
+                       description="Evaluate the model at every point of a design (TOML: [model], [data], "
+                                   "[design], [sweep]) on every local device; write parameters, each data set's "
+                                   "log-likelihood and predictions and the derived shares chunk by chunk. Run the "
+                                   "same command again to resume an interrupted sweep.")
+    p.add_argument("--config", help="TOML sweep configuration (see configs/sweep-quick.toml)")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--merge", action="store_true", help="join the part files of a multi-process sweep into OUT")
+    p.add_argument("--coordinator", help="HOST:PORT of process 0 (jax.distributed); or CORONA_JAX_COORDINATOR")
+    p.add_argument("--num-processes", type=int, help="number of processes; or CORONA_JAX_NUM_PROCESSES")
+    p.add_argument("--process-id", type=int, help="this process's index; or CORONA_JAX_PROCESS_ID")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -370,7 +438,8 @@ def main(argv=None):
         print(f"corona-jax: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = "; continue with: corona-jax sample ... --resume" if args.command == "sample" else ""
+        hint = {"sample": "; continue with: corona-jax sample ... --resume",
+                "sweep": "; run the same command again to continue the sweep"}.get(args.command, "")
         print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
               file=sys.stderr)
         return 130

@@ -72,10 +72,14 @@ def log_spectrum_shape(params: CoronaParams, E_GeV):
     return -params.alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.log10_Emax_GeV)
 
 
+def injected_per_GeV_cm3_gyr(params: CoronaParams, model: TransportModel, E_GeV):
+    """A (E/GeV)^-alpha exp(-E/E_max) x (s per Gyr) [GeV^-1 cm^-3 Gyr^-1]: j = this x G [Gyr]."""
+    return injection_amplitude(params, model) * (jnp.exp(log_spectrum_shape(params, E_GeV)) * GYR_S)
+
+
 def cr_density(params: CoronaParams, model: TransportModel, G_Gyr):
     """j(E, r) [GeV^-1 cm^-3], shape (N_E, N_r), from the unit-spectrum solution G [Gyr]."""
-    shape = jnp.exp(log_spectrum_shape(params, model.E_GeV))
-    return injection_amplitude(params, model) * (shape * GYR_S)[:, None] * G_Gyr
+    return injected_per_GeV_cm3_gyr(params, model, model.E_GeV)[:, None] * G_Gyr
 
 
 def at_radius(values, model: TransportModel, r_kpc):
@@ -87,7 +91,12 @@ def at_radius(values, model: TransportModel, r_kpc):
 
 def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, observer_kpc):
     """J(E) = beta c j(E, r) / 4 pi at the observer's radius [GeV^-1 cm^-2 s^-1 sr^-1]."""
-    j = at_radius(cr_density(params, model, G_Gyr), model, observer_kpc)
+    return flux_from_observer_density(params, model, at_radius(G_Gyr, model, observer_kpc))
+
+
+def flux_from_observer_density(params: CoronaParams, model: TransportModel, G_observer_Gyr):
+    """local_flux from G at the observer (N_E,) [Gyr]."""
+    j = injected_per_GeV_cm3_gyr(params, model, model.E_GeV) * G_observer_Gyr
     return proton_beta(model.E_GeV) * C_CM_S * j / (4.0 * math.pi)
 
 

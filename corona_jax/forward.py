@@ -74,8 +74,13 @@ def forward(params: CoronaParams, model: CoronaModel) -> Prediction:
 
     Reverse-mode gradients run as model.config.adjoint says (model.with_adjoint(...) to change it).
     """
+    G = transport.unit_spectrum_density(params, model.transport, model.config.adjoint)
+    return from_unit_density(params, model, G)
+
+
+def from_unit_density(params: CoronaParams, model: CoronaModel, G_Gyr) -> Prediction:
+    """Everything downstream of the transport solve, from its G (N_E, N_r) [Gyr]."""
     tm = model.transport
-    G = transport.unit_spectrum_density(params, tm, model.config.adjoint)
-    j = cr_density(params, tm, G)
-    flux = local_flux(params, tm, G, model.config.observer_kpc)
-    return Prediction(j, flux, *sky_and_beyond(params, model, G))
+    j = cr_density(params, tm, G_Gyr)
+    flux = local_flux(params, tm, G_Gyr, model.config.observer_kpc)
+    return Prediction(j, flux, *sky_and_beyond(params, model, G_Gyr))

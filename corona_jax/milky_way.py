@@ -15,7 +15,7 @@ import numpy as np
 
 from . import grids, sky
 from .absorption import cmb_absorption_per_kpc
-from .cosmic_rays import injection_amplitude, log_spectrum_shape
+from .cosmic_rays import injected_per_GeV_cm3_gyr
 from .gas import gas_density_cells
 from .interactions import emission_matrix, emissivity
 from .params import CoronaParams
@@ -86,8 +86,7 @@ def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm:
     log_G = safe_log(G_Gyr)
     w = model.table_weight[:, None]
     log_G_f = (1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1]
-    shape = jnp.exp(log_spectrum_shape(params, model.E_table_GeV)) * GYR_S
-    return injection_amplitude(params, tm) * shape[:, None] * jnp.exp(log_G_f)
+    return injected_per_GeV_cm3_gyr(params, tm, model.E_table_GeV)[:, None] * jnp.exp(log_G_f)
 
 
 class MilkyWay(NamedTuple):

@@ -129,13 +129,18 @@ def _prior(name, spec):
     return Prior(kind, float(a), float(b))
 
 
-def parse_config(text: str, source: str = "config") -> RunConfig:
-    """Parse and check a TOML run configuration; ConfigError names the first problem."""
+def read_toml(text: str, source: str, sections) -> dict:
+    """The TOML text as a dict whose top-level keys are among `sections`."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    _check_keys(raw, _SECTIONS, "top level (sections)")
+    _check_keys(raw, sections, "top level (sections)")
+    return raw
+
+
+def parse_model_and_data(raw: dict, source: str, free_parameters=()) -> dict:
+    """The checked [model] and [data] sections as RunConfig values (preset, resolution, data, mock)."""
     values = {}
     model = _table(raw.get("model", {}), "[model]")
     _check_keys(model, _SECTIONS["model"], "model")
@@ -146,12 +151,6 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
     if "resolution" in model:
         grids.resolution(model["resolution"])  # raises on unknown names
         values["resolution"] = model["resolution"]
-    priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
-    if not priors:
-        raise ConfigError(f"{source}: [priors] must give at least one free parameter")
-    if RATIO_PARAMETER in priors and "log10_LCR_erg_s" in priors:
-        raise ConfigError(f"[priors] may give {RATIO_PARAMETER} or log10_LCR_erg_s, not both")
-    values["priors"] = priors
     data = _table(raw.get("data", {}), "[data]")
     modes = {s.mode_key: s for s in DATA_SOURCES.values() if s.mode_key}
     _check_keys(data, {*DATA_SOURCES, *modes, "mock"}, "data")
@@ -167,13 +166,26 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: [data] selects no data set, so the posterior would be the prior")
     if "mock" in data:
         mock = dict(_table(data["mock"], "[data.mock]"))
-        _check_keys(mock, set(priors) | {"seed"}, "data.mock")
-        missing = [p for p in priors if p not in mock]
+        _check_keys(mock, set(free_parameters) | {"seed"}, "data.mock")
+        missing = [p for p in free_parameters if p not in mock]
         if missing:
             raise ConfigError(f"[data.mock] needs a true value for every free parameter; missing {', '.join(missing)}")
         for k, v in mock.items():
             _seed(v, "[data.mock] seed") if k == "seed" else _number(v, f"[data.mock] {k}")
         values["mock"] = mock
+    return values
+
+
+def parse_config(text: str, source: str = "config") -> RunConfig:
+    """Parse and check a TOML run configuration; ConfigError names the first problem."""
+    raw = read_toml(text, source, _SECTIONS)
+    priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
+    if not priors:
+        raise ConfigError(f"{source}: [priors] must give at least one free parameter")
+    if RATIO_PARAMETER in priors and "log10_LCR_erg_s" in priors:
+        raise ConfigError(f"[priors] may give {RATIO_PARAMETER} or log10_LCR_erg_s, not both")
+    values = parse_model_and_data(raw, source, priors)
+    values["priors"] = priors
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
     for key in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
@@ -204,12 +216,16 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
     return RunConfig(**values)
 
 
-def load_config(path: str) -> RunConfig:
+def read_text(path: str) -> str:
+    """The text of a configuration file; ConfigError if it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config {path} is not UTF-8 text") from None
-    return parse_config(text, path)
+
+
+def load_config(path: str) -> RunConfig:
+    return parse_config(read_text(path), path)

@@ -74,6 +74,7 @@ class LikelihoodTerm(abc.ABC):
     must define predict and log_likelihood (a subclass without them cannot be instantiated)."""
 
     energy_power: ClassVar[int] = 2  # plots show E^power x value
+    value_units: ClassVar[str] = "GeV^-1 cm^-2 s^-1 sr^-1"
     x_label: ClassVar[str] = "E [GeV]"
     y_label: ClassVar[str] = r"$E^2\,dN/dE$ [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]"
 
@@ -172,6 +173,7 @@ class GammaBands(LikelihoodTerm):
     mode: str = static_field()
 
     energy_power: ClassVar[int] = 1
+    value_units: ClassVar[str] = "cm^-2 s^-1 sr^-1"
     x_label: ClassVar[str] = "band centre [GeV]"
     y_label: ClassVar[str] = r"$E_c \times$ band intensity [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$]"
 

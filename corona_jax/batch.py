@@ -1,0 +1,128 @@
+"""The batched model: many parameter points in one call (docs/architecture.md, "Batched model").
+
+* The transport of a batch is one solve: the batch is folded into the solver's vector axis
+  beside the energies, so each step of the radial Thomas sweeps works on one contiguous
+  vector of B x N_E unknowns (`unit_spectrum_density_batch`). No vmap wraps the scans.
+* `forward_batch` is `forward` for a batch (everything downstream of G is vmapped), and
+  `value_and_grad_batch` differentiates a per-point objective through it in one reverse pass.
+* Points that share D0 and the gas share one solve. Everything downstream of G is linear in
+  the injected spectrum v(E_p) = A E_p^-alpha exp(-E_p / E_max) on the pp table's proton nodes
+  (the other galaxies too, corona_jax.extragalactic), so `responses` contracts each output over
+  radius once per solve into a matrix R (outputs x N_p), and a point costs one product R @ v
+  (`summary`). `evaluate_grouped` does both for S solves with P points each.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import extragalactic as eg
+from . import transport
+from .cosmic_rays import at_radius, flux_from_observer_density, injected_per_GeV_cm3_gyr
+from .forward import Prediction, Total, from_unit_density
+from .gas import gas_density_cells
+from .milky_way import MilkyWay, volume_integral
+from .model import CoronaModel
+from .params import CoronaParams
+from .safe import safe_log
+from .sky import dipole_amplitude
+from .units import KPC_CM
+
+TRANSPORT_FIELDS = ("log10_D0_cm2_s", "n0_inner_cm3", "beta_inner", "rc_inner_kpc", "n0_outer_cm3",
+                    "beta_outer", "rc_outer_kpc", "Rmax_kpc")  # what a transport solve depends on
+SPECTRUM_FIELDS = ("alpha", "log10_Emax_GeV", "log10_LCR_erg_s")  # what it does not
+
+
+def stack(points) -> CoronaParams:
+    """CoronaParams with float64 arrays of shape (B,) from a sequence of CoronaParams."""
+    return CoronaParams(*(jnp.asarray(np.array(v, dtype=np.float64)) for v in zip(*points)))
+
+
+def unit_spectrum_density_batch(params: CoronaParams, tm: transport.TransportModel,
+                                adjoint=transport.DiscreteAdjoint()):
+    """G (B, N_E, N_r) [Gyr] of a batch of params (leaves of shape (B,)), in one solve whose
+    vector axis is B x N_E (transport.unit_spectrum_density point by point, to rounding)."""
+    D = jax.vmap(transport.diffusion_coefficient_kpc2_gyr, (0, None))(params, tm.E_GeV)  # (B, N_E)
+    loss = jax.vmap(transport.loss_rate_per_gyr, (0, None))(params, tm)  # (B, N_r, N_E)
+    B, n_r, n_E = loss.shape
+    G = transport.evolve(D.reshape(B * n_E), jnp.transpose(loss, (1, 0, 2)).reshape(n_r, B * n_E), tm, adjoint)
+    return jnp.transpose(G.reshape(n_r, B, n_E), (1, 2, 0))
+
+
+def forward_batch(params: CoronaParams, model: CoronaModel) -> Prediction:
+    """forward for a batch of params (leaves (B,)): a Prediction whose arrays lead with B."""
+    G = unit_spectrum_density_batch(params, model.transport, model.config.adjoint)
+    return jax.vmap(from_unit_density, (0, None, 0))(params, model, G)
+
+
+def value_and_grad_batch(objective, params: CoronaParams, model: CoronaModel):
+    """(values (B,), gradients: CoronaParams of (B,) leaves) of objective(prediction, params) -> scalar,
+    for every point of the batch, through one batched solve and one reverse pass (the points are
+    independent, so the gradient of their sum is each point's gradient)."""
+
+    def total(p):
+        values = jax.vmap(objective)(forward_batch(p, model), p)
+        return jnp.sum(values), values
+
+    (_, values), grads = jax.value_and_grad(total, has_aux=True)(params)
+    return values, grads
+
+
+def responses(params: CoronaParams, model: CoronaModel, G_Gyr):
+    """What `summary` needs of one solve: linear maps (dict of (N_s, N_p) matrices) from the injected
+    spectrum v on the pp table's proton nodes to the sky averages and the anticentre; g (N_p,) with
+    the proton-gas integral p = g v; and G at the observer (N_E,) [Gyr]."""
+    mw, tm = model.milky_way, model.transport
+    n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
+    w = mw.table_weight[:, None]
+    log_G = safe_log(G_Gyr)
+    G_f = jnp.exp((1.0 - w) * log_G[mw.table_lower] + w * log_G[mw.table_lower + 1])  # (N_p, N_r)
+    c0 = KPC_CM / (4.0 * math.pi)
+
+    def along(kernel, geometry):
+        """c0 sum_r geometry[s, r] n_g(r) K[s, p] G_f[p, r]: geometry (N_s, N_r) or (1, N_r)."""
+        return c0 * kernel * ((geometry * n_gas[None, :]) @ G_f.T)
+
+    g = volume_integral(G_f * n_gas[None, :], tm.volumes_kpc3)  # p = v g
+    out = dict(
+        sky_mean_gamma=along(mw.emission_gamma, mw.sky_mean_gamma_kpc),
+        sky_first_gamma=along(mw.emission_gamma, mw.sky_first_gamma_kpc),
+        anticentre_gamma=along(mw.emission_gamma, mw.path_gamma_kpc[-1]),
+        sky_mean_nu=along(mw.emission_nu_all, mw.sky_mean_nu_kpc[None, :]),
+        sky_first_nu=along(mw.emission_nu_all, mw.sky_first_nu_kpc[None, :]),
+        anticentre_nu=along(mw.emission_nu_all, mw.path_nu_kpc[-1][None, :]),
+    )
+    return out, g, at_radius(G_Gyr, tm, model.config.observer_kpc)
+
+
+def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
+    """The Prediction of one point from its solve's `responses`, without the arrays that resolve
+    r or psi (j, I(psi), q: None); equal to forward's to rounding."""
+    tm, mw = model.transport, model.milky_way
+    R, g, G_sun = response
+    v = injected_per_GeV_cm3_gyr(params, tm, mw.E_table_GeV)
+    out = {k: m @ v for k, m in R.items()}
+    p = g * v
+    flux = flux_from_observer_density(params, tm, G_sun)
+    milky = MilkyWay(
+        gamma=None, nu_all_flavour=None,
+        sky_mean_gamma=out["sky_mean_gamma"], sky_mean_nu_all_flavour=out["sky_mean_nu"],
+        anticentre_gamma=out["anticentre_gamma"], anticentre_nu_all_flavour=out["anticentre_nu"],
+        dipole_gamma=dipole_amplitude(out["sky_mean_gamma"], out["sky_first_gamma"]),
+        dipole_nu=dipole_amplitude(out["sky_mean_nu"], out["sky_first_nu"]),
+        luminosity_gamma=mw.emission_gamma @ p, luminosity_nu_all_flavour=mw.emission_nu_all @ p,
+        proton_gas_per_GeV_cm3=p, emissivity_gamma=None, emissivity_nu_all_flavour=None,
+    )
+    other = eg.extragalactic(model.extragalactic, p)
+    total = Total(milky.anticentre_gamma + other.gamma, milky.anticentre_nu_all_flavour + other.nu_all_flavour)
+    return Prediction(None, flux, milky, other, total)
+
+
+def evaluate_grouped(solve_params: CoronaParams, point_params: CoronaParams, model: CoronaModel) -> Prediction:
+    """Summaries (leading axes (S, P)) of S solves (leaves (S,)) with P points each (leaves (S, P));
+    a point's TRANSPORT_FIELDS must equal its solve's."""
+    G = unit_spectrum_density_batch(solve_params, model.transport, model.config.adjoint)
+    R = jax.vmap(responses, (0, None, 0))(solve_params, model, G)
+    return jax.vmap(jax.vmap(summary, (0, None, None)), (0, None, 0))(point_params, model, R)

@@ -1,0 +1,355 @@
+"""`corona-jax sweep`: the model over a design of parameter points, chunk by chunk into HDF5.
+
+A sweep configuration (TOML) has the [model] and [data] sections of a run configuration
+(inference.config), a [design] (inference.designs) and an optional [sweep]:
+
+[sweep]  chunk_points (most models per chunk, default 4096), solves_per_chunk (most transport
+         solves per chunk; default 4 on a CPU, where larger solves leave the cache, and on a
+         GPU as many as a quarter of its memory holds, up to 4096)
+
+Points that share D0 and the gas share one transport solve (corona_jax.batch). The plan
+groups them, cuts each group into pieces of P points (P: the median group size, rounded up
+to a power of 2) and packs S pieces into a chunk, so that a chunk is one call of
+batch.evaluate_grouped, sharded over the local devices with jax.sharding. The file is laid out
+in full when the sweep starts (every dataset allocated, NaN), so that a chunk only writes data
+into it, never structure: a kill at any moment leaves a readable file. Each chunk's rows are
+written and flushed before the chunk is marked done, so a killed sweep resumes (same command)
+to a file equal to an uninterrupted run's. Several processes
+(jax.distributed) take every n-th chunk into files of their own; `--merge` joins them.
+
+Per point the file holds the parameters, each data set's log-likelihood (with its nuisance
+parameters at their prior means) and predicted values, and the derived shares: the corona's
+share of IceCube's per-flavour flux and of the Fermi-LAT IGRB in each band.
+"""
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import os
+from typing import NamedTuple
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from corona_jax import batch, observations, output
+from corona_jax.errors import ConfigError, OutputError
+from corona_jax.forward import NEUTRINO_FLAVOURS
+from corona_jax.params import CoronaParams, PARAMETER_RANGES, validate_params
+
+from .config import RunConfig, _check_keys, _number, _table, parse_model_and_data, read_text, read_toml
+from .designs import Design, parse_design
+from .model import Problem, build_setup, corona_params
+from .terms import GammaBands, gamma_band_terms, loglog_interp, pytree_dataclass
+
+SECTIONS = {"model", "data", "design", "sweep"}
+NEUTRINO_SHARE_E_GeV = (1.0e5, 1.0e6)
+CPU_SOLVES_PER_CHUNK = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    run: RunConfig  # preset, resolution and data
+    design: Design
+    text: str  # the configuration as given (stored in the file; its hash guards resuming)
+    chunk_points: int = 4096
+    solves_per_chunk: int = 0  # 0: by platform
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def parse_sweep_config(text: str, source: str = "config") -> SweepConfig:
+    raw = read_toml(text, source, SECTIONS)
+    values = parse_model_and_data(raw, source)
+    run = RunConfig(**values)
+    for key, source_ in run.data.items():
+        if key.endswith("_mode") and source_ == "component":
+            raise ConfigError(f"[data] {key} = 'component' has free nuisance spectra, which a sweep cannot fix; "
+                              "use 'bound' or 'measurement'")
+    settings = _table(raw.get("sweep", {}), "[sweep]")
+    _check_keys(settings, {"chunk_points", "solves_per_chunk"}, "sweep")
+    extra = {k: _number(v, f"[sweep] {k}", integer=True, positive=True) for k, v in settings.items()}
+    return SweepConfig(run, parse_design(raw.get("design"), source), text, **extra)
+
+
+def load_sweep_config(path: str) -> SweepConfig:
+    return parse_sweep_config(read_text(path), path)
+
+
+def design_params(cfg: SweepConfig, base: CoronaParams) -> np.ndarray:
+    """Every point's CoronaParams as rows (N, number of fields), each checked against its range."""
+    points = cfg.design.points()
+    rows = np.empty((len(points), len(CoronaParams._fields)))
+    for i, x in enumerate(points):
+        p = corona_params(base, dict(zip(cfg.design.names, x)))
+        try:
+            rows[i] = validate_params(p)
+        except Exception as exc:
+            raise ConfigError(f"design point {i}: {exc}") from None
+    return rows
+
+
+class Plan(NamedTuple):
+    """Chunks of the sweep: point indices (S, P) per chunk and which of them are real (not padding)."""
+
+    params: np.ndarray  # (N, number of CoronaParams fields)
+    chunks: list  # of int arrays (S, P)
+    valid: list  # of bool arrays (S, P)
+
+    @property
+    def n_solves(self) -> int:
+        return sum(int(v.any(axis=1).sum()) for v in self.valid)
+
+
+def plan_sweep(rows: np.ndarray, chunk_points: int, solves_per_chunk: int, n_devices: int = 1) -> Plan:
+    """Group the points by their transport solve and cut the groups into chunks (module docstring)."""
+    columns = [CoronaParams._fields.index(f) for f in batch.TRANSPORT_FIELDS]
+    _, first, group = np.unique(rows[:, columns], axis=0, return_index=True, return_inverse=True)
+    group = np.argsort(np.argsort(first))[group.ravel()]  # groups numbered by first appearance
+    members = [np.flatnonzero(group == g) for g in range(first.size)]
+    sizes = np.array([m.size for m in members])
+    P = int(min(chunk_points, 1 << int(np.ceil(np.log2(np.median(sizes))))))
+    S = max(1, min(solves_per_chunk, chunk_points // P))
+    if n_devices > 1:
+        if S == 1 and P >= n_devices:
+            P = -(-P // n_devices) * n_devices
+        else:
+            S = max(n_devices, S - S % n_devices)
+    pieces = []
+    for m in members:
+        for start in range(0, m.size, P):
+            piece = m[start:start + P]
+            pieces.append((np.concatenate([piece, np.full(P - piece.size, piece[-1])]), np.arange(P) < piece.size))
+    chunks, valid = [], []
+    for start in range(0, len(pieces), S):
+        part = pieces[start:start + S]
+        part = part + [(part[-1][0], np.zeros(P, bool))] * (S - len(part))
+        chunks.append(np.stack([p[0] for p in part]))
+        valid.append(np.stack([p[1] for p in part]))
+    return Plan(rows, chunks, valid)
+
+
+@pytree_dataclass
+class Shares:
+    """What the derived shares are divided by: IceCube's per-flavour flux at NEUTRINO_SHARE_E_GeV
+    (the segment holding each energy) and the Fermi-LAT IGRB bands (as a GammaBands term)."""
+
+    nu_E_GeV: np.ndarray
+    icecube_per_flavour: np.ndarray
+    igrb: GammaBands
+    band_E_lo_GeV: np.ndarray
+    band_E_hi_GeV: np.ndarray
+
+    @classmethod
+    def build(cls, run: RunConfig):
+        from corona_jax.paper import segment_flux
+
+        icecube = observations.load_neutrino_dataset()
+        foreground = run.data["gamma_foreground"] if run.data["gamma_foreground"] != "none" else "A"
+        E = np.array(NEUTRINO_SHARE_E_GeV)
+        bands = observations.load_gamma_bands(foreground)
+        return cls(E, np.array([segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False)[0],
+                   bands.E_lo_GeV, bands.E_hi_GeV)
+
+    def __call__(self, pred, model):
+        nu = (pred.milky_way.sky_mean_nu_all_flavour + pred.extragalactic.nu_all_flavour) / NEUTRINO_FLAVOURS
+        return {"share_icecube_nu_per_flavour": loglog_interp(model.milky_way.E_secondary_GeV, nu, self.nu_E_GeV)
+                / self.icecube_per_flavour,
+                "share_igrb": self.igrb.predict(pred, model) / self.igrb.value}
+
+
+def _fixed_nuisances(term):
+    return {name: d.mean for name, d in term.nuisance_priors().items()}
+
+
+@jax.jit
+def record(solve_params: CoronaParams, point_params: CoronaParams, problem: Problem, shares: Shares):
+    """What the file holds for each point of a chunk: name -> (S, P, ...)."""
+    pred = batch.evaluate_grouped(solve_params, point_params, problem.model)
+
+    def one(pred):
+        out = {}
+        for term in problem.terms:
+            y = term.predict(pred, problem.model)
+            out[f"predicted/{term.name}"] = y
+            out[f"log_likelihood/{term.name}"] = term.log_likelihood(y, _fixed_nuisances(term))
+        out.update({f"derived/{k}": v for k, v in shares(pred, problem.model).items()})
+        return out
+
+    return jax.vmap(jax.vmap(one))(pred)
+
+
+def default_solves_per_chunk(model) -> int:
+    """CPU_SOLVES_PER_CHUNK on a CPU; on an accelerator, as many as a quarter of its memory holds."""
+    device = jax.local_devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if not stats or "bytes_limit" not in stats:
+        return CPU_SOLVES_PER_CHUNK
+    n_r, n_E = model.transport.centres_kpc.size, model.transport.E_GeV.size
+    n_s, n_p = model.milky_way.emission_gamma.shape
+    per_solve = 8 * (12 * n_r * n_E + 8 * n_s * n_p + 2 * n_p * n_r)
+    return int(max(1, min(4096, 0.25 * stats["bytes_limit"] // per_solve)))
+
+
+def _shard(plan_chunk_shape, n_devices):
+    """PartitionSpecs of (solve params, point params) over the local devices' mesh axis 'points'."""
+    S, P = plan_chunk_shape
+    if n_devices == 1:
+        return PartitionSpec(), PartitionSpec()
+    if S % n_devices == 0:
+        return PartitionSpec("points"), PartitionSpec("points")
+    return PartitionSpec(), PartitionSpec(None, "points")
+
+
+def part_path(out: str, index: int, count: int) -> str:
+    root, ext = os.path.splitext(out)
+    return f"{root}.part-{index}-of-{count}{ext or '.h5'}"
+
+
+def _datasets(problem: Problem, shares: Shares):
+    """name -> (shape per point, units, description) of everything recorded."""
+    out = {}
+    for t in problem.terms:
+        n = np.asarray(t.E_GeV).size
+        out[f"predicted/{t.name}"] = ((n,), t.value_units, f"the model at the data's points ({type(t).__name__})")
+        out[f"log_likelihood/{t.name}"] = ((), "1", f"log-likelihood of {t.name} ({t.mode}), nuisances at their prior means")
+    out["derived/share_icecube_nu_per_flavour"] = (
+        (len(NEUTRINO_SHARE_E_GeV),), "1", "corona (Milky Way sky mean + other galaxies) / IceCube per-flavour flux")
+    out["derived/share_igrb"] = ((np.asarray(shares.igrb.value).size,), "1",
+                                 f"isotropic corona / Fermi-LAT IGRB ({shares.igrb.name}) per band")
+    return out
+
+
+def _create(path, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, process=(0, 1)):
+    """A new sweep file with every dataset allocated (NaN) and no chunk done."""
+    N = plan.params.shape[0]
+    with h5py.File(path, "w") as f:
+        f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, design=cfg.design.kind, n_points=N,
+                       n_chunks=len(plan.chunks), swept=",".join(cfg.design.names), preset=cfg.run.preset,
+                       **{f"model_{k}": v for k, v in problem.model.config.describe().items()})
+        if process[1] > 1:
+            f.attrs.update(process_index=process[0], process_count=process[1])
+        for i, name in enumerate(CoronaParams._fields):
+            f.create_dataset(f"parameters/{name}", data=plan.params[:, i]).attrs["range"] = PARAMETER_RANGES[name]
+        for t in problem.terms:
+            f.create_dataset(f"data/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
+            f.create_dataset(f"data/{t.name}/value", data=np.asarray(t.value)).attrs["units"] = t.value_units
+        f.create_dataset("derived/share_icecube_E_GeV", data=shares.nu_E_GeV)
+        f.create_dataset("derived/share_igrb_E_lo_GeV", data=shares.band_E_lo_GeV)
+        f.create_dataset("derived/share_igrb_E_hi_GeV", data=shares.band_E_hi_GeV)
+        for name, (shape, units, description) in _datasets(problem, shares).items():
+            d = f.create_dataset(name, data=np.full((N, *shape), np.nan))  # allocated now: no layout changes later
+            d.attrs.update(units=units, description=description)
+        chunk_of = np.empty(N, dtype=np.int64)
+        for c, (idx, ok) in enumerate(zip(plan.chunks, plan.valid)):
+            chunk_of[idx[ok]] = c
+        f.create_dataset("chunk_of_point", data=chunk_of)
+        f.create_dataset("chunk_done", data=np.zeros(len(plan.chunks), dtype=np.uint8))
+
+
+def _open_for_resume(path, cfg: SweepConfig):
+    """The existing sweep file at path, if it was made with the same configuration."""
+    try:
+        f = h5py.File(path, "r+")
+    except OSError:
+        raise OutputError(f"{path} exists but is not a readable sweep file; move it away or choose another --out") from None
+    if f.attrs.get("config_sha256") != cfg.sha256:
+        f.close()
+        raise ConfigError(f"{path} was made with another configuration; choose another --out, or delete it to start again")
+    return f
+
+
+class Sweep(NamedTuple):
+    cfg: SweepConfig
+    problem: Problem
+    shares: Shares
+    plan: Plan
+
+
+def prepare(cfg: SweepConfig, n_devices: int = None) -> Sweep:
+    """Model, terms, shares and the plan of a sweep (numpy work, once)."""
+    setup = build_setup(cfg.run)
+    n_devices = n_devices or len(jax.local_devices())
+    solves = cfg.solves_per_chunk or default_solves_per_chunk(setup.model)
+    plan = plan_sweep(design_params(cfg, setup.problem.base_params), cfg.chunk_points, solves, n_devices)
+    return Sweep(cfg, setup.problem, Shares.build(cfg.run), plan)
+
+
+def run_sweep(sweep: Sweep, out: str, progress: bool = True, process=(0, 1)) -> str:
+    """Evaluate every chunk of this process (chunk c belongs to process c mod count) into out (or its
+    part file when there are several processes), resuming a file made with the same configuration."""
+    from tqdm.auto import tqdm
+
+    index, count = process
+    path = output.check_writable(part_path(out, index, count) if count > 1 else out)
+    if not os.path.exists(path):
+        with output.atomic_write(path, ".h5") as tmp:
+            _create(tmp, sweep.cfg, sweep.problem, sweep.shares, sweep.plan, process)
+    plan, devices = sweep.plan, jax.local_devices()
+    mesh = Mesh(np.array(devices), ("points",))
+    solve_spec, point_spec = _shard(plan.chunks[0].shape, len(devices))
+    mine = [c for c in range(len(plan.chunks)) if c % count == index]
+    with contextlib.closing(_open_for_resume(path, sweep.cfg)) as f:
+        done = f["chunk_done"][()].astype(bool)
+        todo = [c for c in mine if not done[c]]
+        total = sum(int(plan.valid[c].sum()) for c in mine)
+        bar = tqdm(total=total, initial=total - sum(int(plan.valid[c].sum()) for c in todo), unit="model",
+                   unit_scale=True, disable=not progress, desc=os.path.basename(path))
+        with bar:
+            for c in todo:
+                idx, ok = plan.chunks[c], plan.valid[c]
+                point = CoronaParams(*np.moveaxis(plan.params[idx], -1, 0))
+                solve = CoronaParams(*np.moveaxis(plan.params[idx[:, 0]], -1, 0))
+                solve = jax.device_put(jax.tree.map(jnp.asarray, solve), NamedSharding(mesh, solve_spec))
+                point = jax.device_put(jax.tree.map(jnp.asarray, point), NamedSharding(mesh, point_spec))
+                values = record(solve, point, sweep.problem, sweep.shares)
+                rows = idx[ok]
+                order = np.argsort(rows)
+                for name, v in values.items():
+                    f[name][rows[order]] = np.asarray(v)[ok][order]
+                f.flush()
+                f["chunk_done"][c] = 1  # only once the rows are on disk
+                f.flush()
+                bar.update(len(rows))
+    return path
+
+
+def merge_parts(out: str) -> str:
+    """Join the part files of a multi-process sweep into out (atomically); they must all be complete."""
+    parts = sorted(glob.glob(part_path(out, 0, 0).replace(".part-0-of-0", ".part-*-of-*")))
+    if not parts:
+        raise ConfigError(f"no part files {part_path(out, 0, 2).replace('-0-of-2', '-K-of-N')} to merge")
+    files = [h5py.File(p, "r") for p in parts]
+    try:
+        count = int(files[0].attrs["process_count"])
+        if len(files) != count or {int(f.attrs["process_count"]) for f in files} != {count} \
+                or len({f.attrs["config_sha256"] for f in files}) != 1:
+            raise ConfigError(f"the part files of {out} do not form one sweep of {count} processes: {', '.join(parts)}")
+        done = np.stack([f["chunk_done"][()] for f in files]).astype(bool)
+        if not done.any(axis=0).all():
+            raise ConfigError(f"the sweep of {out} is not finished: chunks {np.flatnonzero(~done.any(axis=0))[:10]} missing")
+        owner = done.argmax(axis=0)[files[0]["chunk_of_point"][()]]  # file holding each point's row
+        with output.atomic_write(out, ".h5") as tmp, h5py.File(tmp, "w") as g:
+            g.attrs.update({k: v for k, v in files[0].attrs.items() if k not in ("process_index", "process_count")})
+
+            def copy(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    data = obj[()]
+                    if name.startswith(("predicted/", "log_likelihood/", "derived/share_igrb", "derived/share_icecube_nu")) \
+                            and data.shape[:1] == owner.shape:
+                        for k, f in enumerate(files):
+                            data[owner == k] = f[name][()][owner == k]
+                    elif name == "chunk_done":
+                        data = np.ones_like(data)
+                    g.create_dataset(name, data=data).attrs.update(dict(obj.attrs))
+
+            files[0].visititems(copy)
+    finally:
+        for f in files:
+            f.close()
+    return out
