@@ -22,7 +22,7 @@ from .params import CoronaParams
 from .safe import safe_log
 from .tables import PPTables
 from .transport import TransportModel
-from .units import GYR_S, KPC_CM
+from .units import KPC_CM
 
 
 class MilkyWayModel(NamedTuple):

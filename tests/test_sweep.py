@@ -2,6 +2,7 @@
 sharding over 4 host devices, resuming after SIGINT and SIGKILL, two jax.distributed processes."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,6 +83,16 @@ def _same_attrs(a, b):
     assert sorted(a) == sorted(b)
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """Uninterrupted single-process sweeps of GRID and MANY, and their configuration files."""
+    folder = tmp_path_factory.mktemp("references")
+    grid, many = _write(folder, GRID, "grid.toml"), _write(folder, MANY, "many.toml")
+    _run(folder, "--config", grid, "--out", "grid.h5")
+    _run(folder, "--config", many, "--out", "many.h5")
+    return {"grid": (grid, folder / "grid.h5"), "many": (many, folder / "many.h5")}
 
 
 def _assert_same_file(a_path, b_path, rtol=0.0):
@@ -167,13 +178,12 @@ def test_records_equal_the_single_point_model(tmp_path):
             assert f["derived/share_icecube_nu_per_flavour"][i, 0] == pytest.approx(share, rel=1e-10)
 
 
-def test_sharded_over_four_devices_equals_one_device(tmp_path):
-    config = _write(tmp_path, GRID)
-    _run(tmp_path, "--config", config, "--out", "one.h5")
+def test_sharded_over_four_devices_equals_one_device(tmp_path, references):
+    config, one = references["grid"]
     out = _run(tmp_path, "--config", config, "--out", "four.h5",
                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert "on 4 cpu device(s)" in out
-    _assert_same_file(tmp_path / "one.h5", tmp_path / "four.h5", rtol=1e-12)
+    _assert_same_file(one, tmp_path / "four.h5", rtol=1e-12)
 
 
 def _done(path):
@@ -185,9 +195,8 @@ def _done(path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupted_sweep_resumes_to_the_uninterrupted_file(tmp_path, sig):
-    config = _write(tmp_path, MANY)
-    _run(tmp_path, "--config", config, "--out", "whole.h5")
+def test_interrupted_sweep_resumes_to_the_uninterrupted_file(tmp_path, sig, references):
+    config, whole = references["many"]
     p = _cli(tmp_path, "--config", config, "--out", "cut.h5")
     deadline = time.time() + 300
     while _done(tmp_path / "cut.h5") < 20 and p.poll() is None and time.time() < deadline:
@@ -200,12 +209,11 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_file(tmp_path, sig):
     if sig == signal.SIGINT:
         assert "run the same command again" in err
     _run(tmp_path, "--config", config, "--out", "cut.h5")
-    _assert_same_file(tmp_path / "whole.h5", tmp_path / "cut.h5")
+    _assert_same_file(whole, tmp_path / "cut.h5")
 
 
-def test_two_distributed_processes_equal_one(tmp_path):
-    config = _write(tmp_path, GRID)
-    _run(tmp_path, "--config", config, "--out", "one.h5")
+def test_two_distributed_processes_equal_one(tmp_path, references):
+    config, one = references["grid"]
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
@@ -216,12 +224,12 @@ def test_two_distributed_processes_equal_one(tmp_path):
         assert p.returncode == 0, err
     assert (tmp_path / "two.part-0-of-2.h5").exists() and (tmp_path / "two.part-1-of-2.h5").exists()
     _run(tmp_path, "--out", "two.h5", "--merge")
-    _assert_same_file(tmp_path / "one.h5", tmp_path / "two.h5")
+    _assert_same_file(one, tmp_path / "two.h5")
 
 
-def test_existing_output_of_another_configuration_is_refused(tmp_path):
-    config = _write(tmp_path, GRID)
-    _run(tmp_path, "--config", config, "--out", "grid.h5")
+def test_existing_output_of_another_configuration_is_refused(tmp_path, references):
+    config, done = references["grid"]
+    shutil.copy(done, tmp_path / "grid.h5")
     other = _write(tmp_path, GRID.replace("alpha = [2.0, 2.8, 5]", "alpha = [2.0, 2.7, 5]"), "other.toml")
     p = _cli(tmp_path, "--config", other, "--out", "grid.h5")
     _, err = p.communicate(timeout=600)
