@@ -1,7 +1,8 @@
 """Models per second of the batched model against batch size, beside the single-point model.
 
 (a) alpha, E_max and L_CR swept at fixed D0 and gas: one solve, one product per model;
-(b) D0 swept: one solve per model, the batch folded into the solver's vector axis;
+(b) D0 swept: one solve per model, the batch folded into the solver's vector axis (on a CPU in
+    folds of batch.CPU_FOLD); (b') the same through forward_batch, which returns everything;
 (c) batched value and gradient of a log-likelihood (D0 varies), one reverse pass.
 (a) and (b) time what a sweep records per model (inference.sweep.record: the predictions at
 the data, each data set's log-likelihood and the derived shares). The competitor is the
@@ -85,8 +86,12 @@ def main():
         return sum(t.log_likelihood(t.predict(pred, model), {k: d.mean for k, d in t.nuisance_priors().items()})
                    for t in problem.terms)
 
-    vg1 = jax.jit(jax.value_and_grad(lambda p: loglike(forward.forward(p, model), p)))
-    g1 = best_of(lambda: vg1(base), args.repeat * 4)[0]
+    def loglike_of(pred, p, model):  # the model as an argument (traced), as in inference, not a constant
+        return sum(t.log_likelihood(t.predict(pred, model), {k: d.mean for k, d in t.nuisance_priors().items()})
+                   for t in problem.terms)
+
+    vg1 = jax.jit(jax.value_and_grad(lambda p, model: loglike_of(forward.forward(p, model), p, model)))
+    g1 = best_of(lambda: vg1(base, model), args.repeat * 4)[0]
     print("| single point (the competitor) | time | models/s |\n|---|---|---|")
     print(f"| forward, jitted | {t1 * 1e3:.2f} ms | {1 / t1:.0f} |")
     print(f"| value and gradient of the log-likelihood | {g1 * 1e3:.2f} ms | {1 / g1:.0f} |")
@@ -109,6 +114,12 @@ def main():
         t = best_of(lambda: sweep.record(solve, point, problem, shares), max(1, args.repeat if B <= 64 else 1))[0]
         print(f"| (b) D0 | {B} | {B} x 1 | {t * 1e3:.1f} ms | {B / t:,.1f} | "
               f"{temp_mb(sweep.record, solve, point, problem, shares):.1f} MB |", flush=True)
+    fb = jax.jit(batch.forward_batch)
+    for B in [b for b in sizes if b <= min(args.max_solves, 256)]:
+        pb = batch.stack([params.preset("baseline")._replace(log10_D0_cm2_s=28.5 + 1.5 * rng.random()) for _ in range(B)])
+        t = best_of(lambda: fb(pb, model), max(1, args.repeat if B <= 64 else 1))[0]
+        print(f"| (b') forward_batch (whole Prediction), D0 varies | {B} | {B} x 1 | {t * 1e3:.1f} ms | {B / t:,.1f} | "
+              f"{temp_mb(batch.forward_batch, pb, model):.1f} MB |", flush=True)
     vg = jax.jit(batch.value_and_grad_batch, static_argnums=0)
     for B in [b for b in sizes if b <= min(args.max_solves, 256)]:
         pb = batch.stack([params.preset("baseline")._replace(log10_D0_cm2_s=28.5 + 1.5 * rng.random()) for _ in range(B)])

@@ -2,7 +2,8 @@
 
 * The transport of a batch is one solve: the batch is folded into the solver's vector axis
   beside the energies, so each step of the radial Thomas sweeps works on one contiguous
-  vector of B x N_E unknowns (`unit_spectrum_density_batch`). No vmap wraps the scans.
+  vector of B x N_E unknowns (`unit_spectrum_density_batch`). No vmap wraps the scans. On a
+  CPU the batch is cut into folds of at most CPU_FOLD points, solved one after another.
 * `forward_batch` is `forward` for a batch (everything downstream of G is vmapped), and
   `value_and_grad_batch` differentiates a per-point objective through it in one reverse pass.
 * Points that share D0 and the gas share one solve. Everything downstream of G is linear in
@@ -33,6 +34,8 @@ from .units import KPC_CM
 TRANSPORT_FIELDS = ("log10_D0_cm2_s", "n0_inner_cm3", "beta_inner", "rc_inner_kpc", "n0_outer_cm3",
                     "beta_outer", "rc_outer_kpc", "Rmax_kpc")  # what a transport solve depends on
 SPECTRUM_FIELDS = ("alpha", "log10_Emax_GeV", "log10_LCR_erg_s")  # what it does not
+CPU_FOLD = 4  # most solves folded into one vector on a CPU
+CPU_GRADIENT_FOLD = 2  # the same for value and gradient (the adjoint's stored states double the traffic)
 
 
 def stack(points) -> CoronaParams:
@@ -40,10 +43,23 @@ def stack(points) -> CoronaParams:
     return CoronaParams(*(jnp.asarray(np.array(v, dtype=np.float64)) for v in zip(*points)))
 
 
+def fold_size(batch_size: int, cpu_fold: int = CPU_FOLD) -> int:
+    """How many solves share one folded solve: the whole batch on an accelerator; on a CPU at
+    most cpu_fold, since larger vectors leave the cache and the solve becomes bound by memory
+    traffic (benchmarks/RESULTS.md, "Sweeps")."""
+    return batch_size if jax.default_backend() != "cpu" else min(batch_size, cpu_fold)
+
+
 def unit_spectrum_density_batch(params: CoronaParams, tm: transport.TransportModel,
                                 adjoint=transport.DiscreteAdjoint()):
-    """G (B, N_E, N_r) [Gyr] of a batch of params (leaves of shape (B,)), in one solve whose
-    vector axis is B x N_E (transport.unit_spectrum_density point by point, to rounding)."""
+    """G (B, N_E, N_r) [Gyr] of a batch of params (leaves of shape (B,)) by folded solves of
+    fold_size(B) points each, one after another (transport.unit_spectrum_density point by
+    point, to rounding)."""
+    return _by_folds(lambda p: _folded_solve(p, tm, adjoint), params)
+
+
+def _folded_solve(params: CoronaParams, tm: transport.TransportModel, adjoint):
+    """G (B, N_E, N_r) of the whole batch as one solve whose vector axis is B x N_E."""
     D = jax.vmap(transport.diffusion_coefficient_kpc2_gyr, (0, None))(params, tm.E_GeV)  # (B, N_E)
     loss = jax.vmap(transport.loss_rate_per_gyr, (0, None))(params, tm)  # (B, N_r, N_E)
     B, n_r, n_E = loss.shape
@@ -59,15 +75,38 @@ def forward_batch(params: CoronaParams, model: CoronaModel) -> Prediction:
 
 def value_and_grad_batch(objective, params: CoronaParams, model: CoronaModel):
     """(values (B,), gradients: CoronaParams of (B,) leaves) of objective(prediction, params) -> scalar,
-    for every point of the batch, through one batched solve and one reverse pass (the points are
+    for every point of the batch: per fold, one folded solve and one reverse pass (the points are
     independent, so the gradient of their sum is each point's gradient)."""
 
-    def total(p):
-        values = jax.vmap(objective)(forward_batch(p, model), p)
-        return jnp.sum(values), values
+    def fold(p):
+        def total(p):
+            values = jax.vmap(objective)(forward_batch(p, model), p)
+            return jnp.sum(values), values
 
-    (_, values), grads = jax.value_and_grad(total, has_aux=True)(params)
-    return values, grads
+        (_, values), grads = jax.value_and_grad(total, has_aux=True)(p)
+        return values, grads
+
+    tm, adjoint = model.transport, model.config.adjoint
+    cpu_fold = CPU_GRADIENT_FOLD
+    if isinstance(adjoint, transport.DiscreteAdjoint):  # keep every state of a fold (no recomputation)
+        per_point = tm.history.size * tm.centres_kpc.size * tm.E_GeV.size * 8
+        cpu_fold = max(1, min(cpu_fold, int(adjoint.max_stored_bytes // per_point)))
+    return _by_folds(fold, params, cpu_fold)
+
+
+def _by_folds(fn, inputs, cpu_fold: int = CPU_FOLD):
+    """fn(inputs) for a batch (a pytree whose leaves lead with B), in folds of fold_size(B, cpu_fold)
+    points one after another (the last padded with copies of the last point); fn returns arrays
+    that lead with B."""
+    B = jax.tree.leaves(inputs)[0].shape[0]
+    k = fold_size(B, cpu_fold)
+    if k == B:
+        return fn(inputs)
+    n = -(-B // k)
+    padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], n * k - B, axis=0)])
+                          .reshape(n, k, *x.shape[1:]), inputs)
+    out = jax.lax.map(fn, padded)
+    return jax.tree.map(lambda x: x.reshape(n * k, *x.shape[2:])[:B], out)
 
 
 def responses(params: CoronaParams, model: CoronaModel, G_Gyr):
@@ -122,7 +161,12 @@ def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
 
 def evaluate_grouped(solve_params: CoronaParams, point_params: CoronaParams, model: CoronaModel) -> Prediction:
     """Summaries (leading axes (S, P)) of S solves (leaves (S,)) with P points each (leaves (S, P));
-    a point's TRANSPORT_FIELDS must equal its solve's."""
-    G = unit_spectrum_density_batch(solve_params, model.transport, model.config.adjoint)
-    R = jax.vmap(responses, (0, None, 0))(solve_params, model, G)
-    return jax.vmap(jax.vmap(summary, (0, None, None)), (0, None, 0))(point_params, model, R)
+    a point's TRANSPORT_FIELDS must equal its solve's. On a CPU the solves go in folds (fold_size)."""
+
+    def fold(inputs):
+        solve, point = inputs
+        G = _folded_solve(solve, model.transport, model.config.adjoint)
+        R = jax.vmap(responses, (0, None, 0))(solve, model, G)
+        return jax.vmap(jax.vmap(summary, (0, None, None)), (0, None, 0))(point, model, R)
+
+    return _by_folds(fold, (solve_params, point_params))

@@ -35,7 +35,7 @@ def _assert_same(got, expected, where):
 
 
 def test_forward_batch_equals_forward_point_by_point(coarse_forward_model):
-    pts = _points(4)
+    pts = _points(6)  # on a CPU: folds of 4 points, the second padded
     got = jax.jit(batch.forward_batch)(batch.stack(pts), coarse_forward_model)
     single = jax.jit(forward.forward)
     for i, p in enumerate(pts):
@@ -44,7 +44,7 @@ def test_forward_batch_equals_forward_point_by_point(coarse_forward_model):
 
 def test_grouped_summaries_equal_forward(coarse_forward_model):
     m = coarse_forward_model
-    solves = _points(2)
+    solves = _points(5)  # on a CPU: folds of 4 solves, the second padded
     spectra = [(2.1, 6.5, 40.0), (2.5, 7.0, 41.0), (2.7, 9.5, 39.0)]
     points = [[s._replace(alpha=a, log10_Emax_GeV=e, log10_LCR_erg_s=lum) for a, e, lum in spectra] for s in solves]
     point_params = params.CoronaParams(*(jnp.asarray([[getattr(q, f) for q in row] for row in points])
@@ -64,7 +64,7 @@ def test_value_and_grad_batch_equals_single_point(coarse_forward_model):
         return (jnp.log(pred.total.gamma[k_gamma]) + jnp.log(pred.milky_way.sky_mean_nu_all_flavour[k_nu])
                 + jnp.log(pred.local_flux_per_GeV_cm2_s_sr[10]))
 
-    pts = _points(3)
+    pts = _points(3)  # on a CPU: folds of 2 points, the second padded
     values, grads = jax.jit(batch.value_and_grad_batch, static_argnums=0)(objective, batch.stack(pts), m)
     single = jax.jit(jax.value_and_grad(lambda p: objective(forward.forward(p, m), p)))
     for i, p in enumerate(pts):

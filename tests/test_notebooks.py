@@ -23,6 +23,7 @@ NOTEBOOKS = [
     "02_milky_way_sky.ipynb",
     "03_other_galaxies_and_cascade.ipynb",
     "04_inference.ipynb",
+    "05_sweeps.ipynb",
 ]
 SLOW = {"04_inference.ipynb"}  # over a minute on a 2-core CPU
 KERNEL_NAME = "corona-jax-notebook-test"
