@@ -5,7 +5,8 @@
   vector of B x N_E unknowns (`unit_spectrum_density_batch`). No vmap wraps the scans. On a
   CPU the batch is cut into folds of at most CPU_FOLD points, solved one after another.
 * `forward_batch` is `forward` for a batch (everything downstream of G is vmapped), and
-  `value_and_grad_batch` differentiates a per-point objective through it in one reverse pass.
+  `value_and_grad_batch` differentiates a per-point objective through it, one reverse pass
+  per fold.
 * Points that share D0 and the gas share one solve. Everything downstream of G is linear in
   the injected spectrum v(E_p) = A E_p^-alpha exp(-E_p / E_max) on the pp table's proton nodes
   (the other galaxies too, corona_jax.extragalactic), so `responses` contracts each output over
@@ -22,18 +23,16 @@ import numpy as np
 from . import extragalactic as eg
 from . import transport
 from .cosmic_rays import at_radius, flux_from_observer_density, injected_per_GeV_cm3_gyr
-from .forward import Prediction, Total, from_unit_density
+from .forward import Prediction, from_unit_density, total
 from .gas import gas_density_cells
-from .milky_way import MilkyWay, volume_integral
+from .milky_way import MilkyWay, unit_density_on_table_grid, volume_integral
 from .model import CoronaModel
 from .params import CoronaParams
-from .safe import safe_log
 from .sky import dipole_amplitude
 from .units import KPC_CM
 
 TRANSPORT_FIELDS = ("log10_D0_cm2_s", "n0_inner_cm3", "beta_inner", "rc_inner_kpc", "n0_outer_cm3",
                     "beta_outer", "rc_outer_kpc", "Rmax_kpc")  # what a transport solve depends on
-SPECTRUM_FIELDS = ("alpha", "log10_Emax_GeV", "log10_LCR_erg_s")  # what it does not
 CPU_FOLD = 4  # most solves folded into one vector on a CPU
 CPU_GRADIENT_FOLD = 2  # the same for value and gradient (the adjoint's stored states double the traffic)
 
@@ -115,9 +114,7 @@ def responses(params: CoronaParams, model: CoronaModel, G_Gyr):
     the proton-gas integral p = g v; and G at the observer (N_E,) [Gyr]."""
     mw, tm = model.milky_way, model.transport
     n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
-    w = mw.table_weight[:, None]
-    log_G = safe_log(G_Gyr)
-    G_f = jnp.exp((1.0 - w) * log_G[mw.table_lower] + w * log_G[mw.table_lower + 1])  # (N_p, N_r)
+    G_f = unit_density_on_table_grid(mw, G_Gyr)  # (N_p, N_r)
     c0 = KPC_CM / (4.0 * math.pi)
 
     def along(kernel, geometry):
@@ -155,8 +152,7 @@ def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
         proton_gas_per_GeV_cm3=p, emissivity_gamma=None, emissivity_nu_all_flavour=None,
     )
     other = eg.extragalactic(model.extragalactic, p)
-    total = Total(milky.anticentre_gamma + other.gamma, milky.anticentre_nu_all_flavour + other.nu_all_flavour)
-    return Prediction(None, flux, milky, other, total)
+    return Prediction(None, flux, milky, other, total(milky, other))
 
 
 def evaluate_grouped(solve_params: CoronaParams, point_params: CoronaParams, model: CoronaModel) -> Prediction:

@@ -83,10 +83,14 @@ def build_milky_way_model(tm: TransportModel, res: grids.Resolution, observer_kp
 
 def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr):
     """j(E_table, r) [GeV^-1 cm^-3]: G interpolated linearly in ln G - ln E, spectrum exact."""
+    return injected_per_GeV_cm3_gyr(params, tm, model.E_table_GeV)[:, None] * unit_density_on_table_grid(model, G_Gyr)
+
+
+def unit_density_on_table_grid(model: MilkyWayModel, G_Gyr):
+    """G (N_E, N_r) [Gyr] at the pp table's proton energies, interpolated linearly in ln G - ln E."""
     log_G = safe_log(G_Gyr)
     w = model.table_weight[:, None]
-    log_G_f = (1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1]
-    return injected_per_GeV_cm3_gyr(params, tm, model.E_table_GeV)[:, None] * jnp.exp(log_G_f)
+    return jnp.exp((1.0 - w) * log_G[model.table_lower] + w * log_G[model.table_lower + 1])
 
 
 class MilkyWay(NamedTuple):

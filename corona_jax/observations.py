@@ -211,3 +211,11 @@ def load_gamma_bands(foreground_model: str = "A") -> BandData:
     return BandData(f"Fermi-IGRB-{foreground_model}", col["Emin_GeV"], col["Emax_GeV"], col["IGRB_int"],
                     col["IGRB_err_lo"], col["IGRB_err_up"], col["IGRB_fgsyst_lo"], col["IGRB_fgsyst_up"],
                     meta["reference"], meta)
+
+
+def segment_flux(data, E_GeV) -> float:
+    """dN/dE [GeV^-1 cm^-2 s^-1 sr^-1] of a segmented fit at E: the segment holding E, in which
+    E^2 dN/dE is constant (IceCube's segmented spectra)."""
+    lo, hi = data.extra["E_lo_GeV"], data.extra["E_hi_GeV"]
+    k = int(np.flatnonzero((lo <= E_GeV) & (E_GeV < hi))[0])
+    return float(data.flux_per_GeV_cm2_s_sr[k] * (data.E_GeV[k] / E_GeV) ** 2)

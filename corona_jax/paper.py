@@ -64,27 +64,19 @@ def local_spectral_index(cr, E_range_GeV=SOFTENING_RANGE_GeV) -> float:
     return -float(np.polyfit(np.log(cr.E_GeV[inside]), np.log(cr.local_flux_per_GeV_cm2_s_sr[inside]), 1)[0])
 
 
-def segment_flux(data, E_GeV) -> float:
-    """dN/dE [GeV^-1 cm^-2 s^-1 sr^-1] of a segmented fit at E: the segment holding E, in which
-    E^2 dN/dE is constant (IceCube's segmented spectra)."""
-    lo, hi = data.extra["E_lo_GeV"], data.extra["E_hi_GeV"]
-    k = int(np.flatnonzero((lo <= E_GeV) & (E_GeV < hi))[0])
-    return float(data.flux_per_GeV_cm2_s_sr[k] * (data.E_GeV[k] / E_GeV) ** 2)
-
-
 def neutrino_shares(result: ForwardResult, icecube, energies_GeV=(1.0e5, 1.0e6)) -> dict:
     """The corona's all-sky per-flavour neutrino flux (Milky Way sky mean + other galaxies) over
     IceCube's per-flavour flux (the segment holding each energy), at each energy."""
     E = np.asarray(result.model.milky_way.E_secondary_GeV)
     nu = (result.milky_way.sky_mean_nu_all_flavour + result.extragalactic.nu_all_flavour) / NEUTRINO_FLAVOURS
-    return {f"{e:.0e}_GeV": loglog_at(E, nu, e) / segment_flux(icecube, e) for e in energies_GeV}
+    return {f"{e:.0e}_GeV": loglog_at(E, nu, e) / observations.segment_flux(icecube, e) for e in energies_GeV}
 
 
 def isotropic_neutrino_shares(result: ForwardResult, icecube, energies_GeV=(1.0e5, 1.0e6)) -> dict:
     """As neutrino_shares for the isotropic part alone (Milky Way anticentre + other galaxies)."""
     E = np.asarray(result.model.milky_way.E_secondary_GeV)
     nu = result.total.nu_all_flavour / NEUTRINO_FLAVOURS
-    return {f"{e:.0e}_GeV": loglog_at(E, nu, e) / segment_flux(icecube, e) for e in energies_GeV}
+    return {f"{e:.0e}_GeV": loglog_at(E, nu, e) / observations.segment_flux(icecube, e) for e in energies_GeV}
 
 
 def gamma_shares(result: ForwardResult, igrb, energies_GeV=(1.0, 10.0, 100.0)) -> dict:

@@ -36,7 +36,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from corona_jax import batch, observations, output
-from corona_jax.errors import ConfigError, OutputError
+from corona_jax.errors import ConfigError, OutputError, ParameterError
 from corona_jax.forward import NEUTRINO_FLAVOURS
 from corona_jax.params import CoronaParams, PARAMETER_RANGES, validate_params
 
@@ -47,6 +47,7 @@ from .terms import GammaBands, gamma_band_terms, loglog_interp, pytree_dataclass
 
 SECTIONS = {"model", "data", "design", "sweep"}
 NEUTRINO_SHARE_E_GeV = (1.0e5, 1.0e6)
+PER_POINT_GROUPS = ("predicted/", "log_likelihood/", "derived/")  # one row per point, filled by chunks
 CPU_SOLVES_PER_CHUNK = 64  # solved in folds of batch.CPU_FOLD; larger chunks, fewer flushes
 
 
@@ -67,8 +68,8 @@ def parse_sweep_config(text: str, source: str = "config") -> SweepConfig:
     raw = read_toml(text, source, SECTIONS)
     values = parse_model_and_data(raw, source)
     run = RunConfig(**values)
-    for key, source_ in run.data.items():
-        if key.endswith("_mode") and source_ == "component":
+    for key, value in run.data.items():
+        if key.endswith("_mode") and value == "component":
             raise ConfigError(f"[data] {key} = 'component' has free nuisance spectra, which a sweep cannot fix; "
                               "use 'bound' or 'measurement'")
     settings = _table(raw.get("sweep", {}), "[sweep]")
@@ -89,7 +90,7 @@ def design_params(cfg: SweepConfig, base: CoronaParams) -> np.ndarray:
         p = corona_params(base, dict(zip(cfg.design.names, x)))
         try:
             rows[i] = validate_params(p)
-        except Exception as exc:
+        except ParameterError as exc:
             raise ConfigError(f"design point {i}: {exc}") from None
     return rows
 
@@ -111,7 +112,8 @@ def plan_sweep(rows: np.ndarray, chunk_points: int, solves_per_chunk: int, n_dev
     columns = [CoronaParams._fields.index(f) for f in batch.TRANSPORT_FIELDS]
     _, first, group = np.unique(rows[:, columns], axis=0, return_index=True, return_inverse=True)
     group = np.argsort(np.argsort(first))[group.ravel()]  # groups numbered by first appearance
-    members = [np.flatnonzero(group == g) for g in range(first.size)]
+    order = np.argsort(group, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
     sizes = np.array([m.size for m in members])
     P = int(min(chunk_points, 1 << int(np.ceil(np.log2(np.median(sizes))))))
     S = max(1, min(solves_per_chunk, chunk_points // P))
@@ -147,13 +149,11 @@ class Shares:
 
     @classmethod
     def build(cls, run: RunConfig):
-        from corona_jax.paper import segment_flux
-
         icecube = observations.load_neutrino_dataset()
         foreground = run.data["gamma_foreground"] if run.data["gamma_foreground"] != "none" else "A"
         E = np.array(NEUTRINO_SHARE_E_GeV)
         bands = observations.load_gamma_bands(foreground)
-        return cls(E, np.array([segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False)[0],
+        return cls(E, np.array([observations.segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False)[0],
                    bands.E_lo_GeV, bands.E_hi_GeV)
 
     def __call__(self, pred, model):
@@ -239,12 +239,11 @@ def _create(path, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan
         for t in problem.terms:
             f.create_dataset(f"data/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
             f.create_dataset(f"data/{t.name}/value", data=np.asarray(t.value)).attrs["units"] = t.value_units
-        f.create_dataset("derived/share_icecube_E_GeV", data=shares.nu_E_GeV)
-        f.create_dataset("derived/share_igrb_E_lo_GeV", data=shares.band_E_lo_GeV)
-        f.create_dataset("derived/share_igrb_E_hi_GeV", data=shares.band_E_hi_GeV)
         for name, (shape, units, description) in _datasets(problem, shares).items():
             d = f.create_dataset(name, data=np.full((N, *shape), np.nan))  # allocated now: no layout changes later
             d.attrs.update(units=units, description=description)
+        f["derived/share_icecube_nu_per_flavour"].attrs["E_GeV"] = shares.nu_E_GeV
+        f["derived/share_igrb"].attrs.update(E_lo_GeV=shares.band_E_lo_GeV, E_hi_GeV=shares.band_E_hi_GeV)
         chunk_of = np.empty(N, dtype=np.int64)
         for c, (idx, ok) in enumerate(zip(plan.chunks, plan.valid)):
             chunk_of[idx[ok]] = c
@@ -324,8 +323,13 @@ def merge_parts(out: str) -> str:
     parts = sorted(glob.glob(part_path(out, 0, 0).replace(".part-0-of-0", ".part-*-of-*")))
     if not parts:
         raise ConfigError(f"no part files {part_path(out, 0, 2).replace('-0-of-2', '-K-of-N')} to merge")
-    files = [h5py.File(p, "r") for p in parts]
+    files = []
     try:
+        for p in parts:
+            try:
+                files.append(h5py.File(p, "r"))
+            except OSError:
+                raise OutputError(f"cannot read the part file {p}; run its process again") from None
         count = int(files[0].attrs["process_count"])
         if len(files) != count or {int(f.attrs["process_count"]) for f in files} != {count} \
                 or len({f.attrs["config_sha256"] for f in files}) != 1:
@@ -340,8 +344,7 @@ def merge_parts(out: str) -> str:
             def copy(name, obj):
                 if isinstance(obj, h5py.Dataset):
                     data = obj[()]
-                    if name.startswith(("predicted/", "log_likelihood/", "derived/share_igrb", "derived/share_icecube_nu")) \
-                            and data.shape[:1] == owner.shape:
+                    if name.startswith(PER_POINT_GROUPS):
                         for k, f in enumerate(files):
                             data[owner == k] = f[name][()][owner == k]
                     elif name == "chunk_done":

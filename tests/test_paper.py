@@ -78,4 +78,4 @@ def test_segment_flux_is_the_files_constant_e2_flux():
     hese = observations.load_neutrino_dataset()
     for k in range(3):
         for E in (1.01 * hese.extra["E_lo_GeV"][k], hese.E_GeV[k], 0.99 * hese.extra["E_hi_GeV"][k]):
-            assert E**2 * paper.segment_flux(hese, E) == pytest.approx(hese.extra["E2flux_perflavour"][k], rel=0.01)
+            assert E**2 * observations.segment_flux(hese, E) == pytest.approx(hese.extra["E2flux_perflavour"][k], rel=0.01)
