@@ -45,7 +45,7 @@ def main():
     t0 = time.perf_counter()
     mcmc = sample.run_nuts(setup, progress_bar=False, start=start)
     seconds = time.perf_counter() - t0
-    steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
+    steps = np.asarray(mcmc.num_steps)
     idata = sample.to_inference_data(mcmc, setup)
     ess = float(az.ess(idata, var_names=list(cfg.priors)).to_array().min())
     iterations = cfg.warmup + cfg.samples

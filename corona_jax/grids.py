@@ -32,7 +32,7 @@ class Resolution:
     n_r_source: int = 12  # uniform cells in 0 <= r <= r_Q
     r_per_decade: int = 30  # logarithmic cells per decade beyond r_Q
     R_out_kpc: float = 3.0e4  # outer boundary
-    n_t: int = 200  # time steps from t = 0 to today
+    n_t: int = 60  # time steps from t = 0 to today (RESULTS.md, "NUTS in minutes")
     E_secondary_min_GeV: float = 0.1  # lowest gamma / neutrino energy (bottom of the Fermi-LAT band)
     n_psi: int = 49  # directions from the centre (psi = 0) to the anticentre (pi) in the output
 
@@ -61,7 +61,7 @@ class Resolution:
 
 
 RESOLUTIONS = {
-    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=80, n_psi=25),
+    "coarse": Resolution(E_per_decade=5, n_r_source=6, r_per_decade=15, n_t=40, n_psi=25),
     "default": Resolution(),
     "fine": Resolution().refined(4),
 }

@@ -43,7 +43,7 @@ class DiscreteAdjoint:
     """Reverse mode through the exact adjoint of the discrete BDF2 steps (transposed solves).
 
     The states of every step are kept when they fit in max_stored_bytes (the default grid
-    needs 20 MB); otherwise the time loop is a two-level checkpointed lax.scan whose
+    needs 6 MB); otherwise the time loop is a two-level checkpointed lax.scan whose
     memory grows like sqrt(number of steps) and whose blocks are recomputed backwards.
     Reverse mode only (jax.grad, jax.vjp)."""
 

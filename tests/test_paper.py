@@ -24,7 +24,7 @@ def test_paper_quick_writes_every_figure_and_claim(tmp_path):
         assert pngs[0].replace(".png", ".pdf") in figures
     for name in paper.SCENARIOS:
         with h5py.File(out / f"{name}.h5") as f:
-            assert f.attrs["resolution_n_t"] == 80  # the coarse grid
+            assert f.attrs["resolution_n_t"] == 40  # the coarse grid
             assert f["cr"].attrs["normalisation"] == "data"
     claims = json.loads((out / "claims.json").read_text())["claims"]
     assert tuple(c["key"] for c in claims) == CLAIMS
