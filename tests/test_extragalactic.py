@@ -258,7 +258,9 @@ def test_gradient_through_the_other_galaxies(coarse_forward_model):
         assert float(getattr(grad, name)) == pytest.approx(fd, rel=2e-4, abs=1e-7), name
 
 
-def _same_file(a_path, b_path):
+def _same_file(a_path, b_path, last_bits=0.0):
+    """Same attributes and datasets; last_bits > 0 allows that many times the largest entry of a
+    dataset (rounding of the linear-algebra library the file was made with)."""
     import h5py
 
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
@@ -269,7 +271,11 @@ def _same_file(a_path, b_path):
         assert sorted(names_a) == sorted(names_b)
         for name in names_a:
             if isinstance(a[name], h5py.Dataset):
-                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+                x, y = a[name][()], b[name][()]
+                if last_bits and x.dtype.kind == "f":
+                    np.testing.assert_allclose(x, y, rtol=0, atol=last_bits * np.abs(x).max(), err_msg=name)
+                else:
+                    np.testing.assert_array_equal(x, y, err_msg=name)
                 assert dict(a[name].attrs) == dict(b[name].attrs)
 
 
@@ -284,7 +290,9 @@ def test_ebl_table_regenerates_exactly(tmp_path):
 def test_cascade_table_regenerates_exactly(tmp_path):
     path = tmp_path / "cascade.h5"
     generation.write_cascade_tables(str(path), generation.generate_cascade_tables())
-    _same_file(tables.default_table_path(tables.CASCADE_TABLE_FILE), path)
+    # the triangular solves differ between LAPACK builds by ~1e-15 of the largest entry (7e-45
+    # absolute against 1.1e-29 with this session's scipy); anything the physics changes is far larger
+    _same_file(tables.default_table_path(tables.CASCADE_TABLE_FILE), path, last_bits=1e-13)
 
 
 def test_emission_kernel_at_table_nodes_and_between():
