@@ -48,7 +48,7 @@ solves_per_chunk = 1
 MANY = HEAD + """
 [design]
 kind = "random"
-n = 600
+n = 2048
 seed = 3
 
 [design.parameters]
@@ -154,7 +154,7 @@ def test_plan_shares_one_solve_per_transport_setting():
         assert np.all(rows[c][..., 2] == rows[c[:, :1]][..., 2])  # one D0 per solve
     assert sweep.plan_sweep(rows, 64, 4).n_solves == 3
     rand = sweep.design_params(sweep.parse_sweep_config(MANY), CoronaParams(2.4, 8.0, 29.0, 40.5))
-    assert sweep.plan_sweep(rand, 64, 4).n_solves == 600
+    assert sweep.plan_sweep(rand, 64, 4).n_solves == 2048
 
 
 def test_records_equal_the_single_point_model(tmp_path):
@@ -199,12 +199,13 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_file(tmp_path, sig, refe
     config, whole = references["many"]
     p = _cli(tmp_path, "--config", config, "--out", "cut.h5")
     deadline = time.time() + 300
-    while _done(tmp_path / "cut.h5") < 20 and p.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    while _done(tmp_path / "cut.h5") < 5 and p.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     done = _done(tmp_path / "cut.h5")
-    assert 0 < done < 600, "the sweep was not interrupted half way"
+    print(f"interrupted after {done} of 2048 chunks")
+    assert 0 < done < 2048, "the sweep was not interrupted half way"
     assert p.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     if sig == signal.SIGINT:
         assert "run the same command again" in err
