@@ -24,7 +24,7 @@ import numpy as np
 
 from . import absorption, cosmology, grids, tables
 from .errors import ConfigError
-from .interactions import emission_matrix_at
+from .interactions import emission_kernel
 from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, MPC_CM, R_SUN_KPC
 
 N_REDSHIFTS = 400  # nodes of the fine redshift integral, uniform in ln(1+z)
@@ -115,7 +115,7 @@ def build_extragalactic_model(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmo
                               cascade_table=None) -> ExtragalacticModel:
     """The redshift integral of the pp emission kernel, with rho*(z) / H(z) and e^-tau, and the
     cascade (numpy). The kernel K((1+z) E, E_p) is interpolated between the pp table's secondary
-    nodes (interactions.emission_matrix_at), so every output is linear in the protons' spectrum.
+    nodes (interactions.emission_kernel), so every output is linear in the protons' spectrum.
 
     stellar_mass_density: optional callable z -> rho* [M_sun Mpc^-3] replacing Madau & Dickinson
     (then the stored cascade matrix, built with the default, is refused). ebl: an EBLTable and
@@ -123,15 +123,14 @@ def build_extragalactic_model(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmo
     """
     E_p_GeV = np.asarray(E_p_GeV, dtype=float)
     w = redshift_weights(E_s_GeV, cosmo, stellar_mass_density, ebl)
-    gamma = lambda E: emission_matrix_at("gamma", E_p_GeV, E, pp)  # noqa: E731
-    nu = lambda E: emission_matrix_at("nu_all", E_p_GeV, E, pp)  # noqa: E731
+    gamma, nu = emission_kernel("gamma", E_p_GeV, pp), emission_kernel("nu_all", E_p_GeV, pp)
     unabsorbed = redshift_integral(w.nu, w.emitted_GeV, gamma)
     if with_cascade:
         if stellar_mass_density is not None:
             raise ConfigError("the stored cascade matrix assumes Madau & Dickinson rho*(z); "
                               "use with_cascade=False with another stellar-mass density")
         C = tables.load_cascade_matrix(E_s_GeV, cosmo, cascade_table)
-        cascade = C @ emission_matrix_at("gamma", E_p_GeV, np.asarray(E_s_GeV, dtype=float), pp)
+        cascade = C @ gamma(E_s_GeV)
     else:
         cascade = np.zeros_like(unabsorbed)
     arrays = (redshift_integral(w.nu, w.emitted_GeV, nu), unabsorbed,

@@ -54,23 +54,29 @@ def emission_matrix(secondary, E_p_GeV, E_s_GeV, pp: tables.PPTables = None):
     return rate[None, :] * dsigma.T
 
 
-def emission_matrix_at(secondary, E_p_GeV, E_query_GeV, pp: tables.PPTables = None):
-    """K[q, p] of emission_matrix at any secondary energies E_query (numpy; (N_q, N_p)): the table's
-    dsigma/dE_s interpolated in ln K - ln E_s between its secondary nodes (linearly in ln E_s where a
-    neighbour is zero, at a kinematic edge); zero above the table's top."""
+def emission_kernel(secondary, E_p_GeV, pp: tables.PPTables = None):
+    """E_query -> K[q, p] of emission_matrix at any secondary energies (numpy; (N_q, N_p)): the
+    table's dsigma/dE_s interpolated in ln K - ln E_s between its secondary nodes (linearly in
+    ln E_s where a neighbour is zero, at a kinematic edge); zero above the table's top. The
+    table's K is computed once, when the kernel is made."""
     t = tables.load_pp_tables() if pp is None else pp
     K = emission_matrix(secondary, E_p_GeV, t.E_s_GeV, t)  # (N_table_s, N_p)
-    log_E = np.log(np.asarray(E_query_GeV, dtype=float))
-    pos = np.interp(log_E, np.log(t.E_s_GeV), np.arange(t.E_s_GeV.size), left=np.nan, right=np.nan)
-    if np.any(log_E < np.log(t.E_s_GeV[0]) - 1e-12):
-        raise ConfigError(f"secondary energies start at {t.E_s_GeV[0]:g} GeV in the pp table")
-    inside = np.isfinite(pos)
-    lower = np.clip(np.floor(np.where(inside, pos, 0)).astype(int), 0, t.E_s_GeV.size - 2)
-    w = np.where(inside, pos - lower, 0.0)[:, None]
-    lo, hi = K[lower], K[lower + 1]
-    both = (lo > 0) & (hi > 0)
-    log_mix = np.exp((1 - w) * np.log(np.where(both, lo, 1.0)) + w * np.log(np.where(both, hi, 1.0)))
-    return np.where(inside[:, None], np.where(both, log_mix, (1 - w) * lo + w * hi), 0.0)
+    log_E_table = np.log(t.E_s_GeV)
+
+    def at(E_query_GeV):
+        log_E = np.log(np.asarray(E_query_GeV, dtype=float))
+        if np.any(log_E < log_E_table[0] - 1e-12):
+            raise ConfigError(f"secondary energies start at {t.E_s_GeV[0]:g} GeV in the pp table")
+        pos = np.interp(log_E, log_E_table, np.arange(t.E_s_GeV.size), left=np.nan, right=np.nan)
+        inside = np.isfinite(pos)
+        lower = np.clip(np.floor(np.where(inside, pos, 0)).astype(int), 0, t.E_s_GeV.size - 2)
+        w = np.where(inside, pos - lower, 0.0)[:, None]
+        lo, hi = K[lower], K[lower + 1]
+        both = (lo > 0) & (hi > 0)
+        log_mix = np.exp((1 - w) * np.log(np.where(both, lo, 1.0)) + w * np.log(np.where(both, hi, 1.0)))
+        return np.where(inside[:, None], np.where(both, log_mix, (1 - w) * lo + w * hi), 0.0)
+
+    return at
 
 
 def emissivity(n_gas_cm3, emission, j_per_GeV_cm3):

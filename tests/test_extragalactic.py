@@ -10,6 +10,7 @@ from corona_jax import absorption, cascade, cosmology, extragalactic, forward, g
 from corona_jax import table_generation as generation
 from corona_jax.errors import ConfigError
 from corona_jax.units import C_CM_S, KPC_CM, M_STAR_MW_MSUN
+from h5files import assert_same_h5
 
 E_S = grids.secondary_energy_grid(grids.resolution("coarse"))
 
@@ -258,32 +259,11 @@ def test_gradient_through_the_other_galaxies(coarse_forward_model):
         assert float(getattr(grad, name)) == pytest.approx(fd, rel=2e-4, abs=1e-7), name
 
 
-def _same_file(a_path, b_path, last_bits=0.0):
-    """Same attributes and datasets; last_bits > 0 allows that many times the largest entry of a
-    dataset (rounding of the linear-algebra library the file was made with)."""
-    import h5py
-
-    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
-        assert dict(a.attrs) == dict(b.attrs)
-        names_a, names_b = [], []
-        a.visit(names_a.append)
-        b.visit(names_b.append)
-        assert sorted(names_a) == sorted(names_b)
-        for name in names_a:
-            if isinstance(a[name], h5py.Dataset):
-                x, y = a[name][()], b[name][()]
-                if last_bits and x.dtype.kind == "f":
-                    np.testing.assert_allclose(x, y, rtol=0, atol=last_bits * np.abs(x).max(), err_msg=name)
-                else:
-                    np.testing.assert_array_equal(x, y, err_msg=name)
-                assert dict(a[name].attrs) == dict(b[name].attrs)
-
-
 def test_ebl_table_regenerates_exactly(tmp_path):
     pytest.importorskip("ebltable")
     path = tmp_path / "ebl.h5"
     generation.write_ebl_table(str(path), generation.generate_ebl_table())
-    _same_file(tables.default_table_path(tables.EBL_TABLE_FILE), path)
+    assert_same_h5(tables.default_table_path(tables.EBL_TABLE_FILE), path)
 
 
 @pytest.mark.slow
@@ -292,7 +272,7 @@ def test_cascade_table_regenerates_exactly(tmp_path):
     generation.write_cascade_tables(str(path), generation.generate_cascade_tables())
     # the triangular solves differ between LAPACK builds by ~1e-15 of the largest entry (7e-45
     # absolute against 1.1e-29 with this session's scipy); anything the physics changes is far larger
-    _same_file(tables.default_table_path(tables.CASCADE_TABLE_FILE), path, last_bits=1e-13)
+    assert_same_h5(tables.default_table_path(tables.CASCADE_TABLE_FILE), path, last_bits=1e-13)
 
 
 def test_emission_kernel_at_table_nodes_and_between():
@@ -301,13 +281,13 @@ def test_emission_kernel_at_table_nodes_and_between():
     pp = tables.load_pp_tables()
     E_p = pp.E_p_GeV[::4]
     K = interactions.emission_matrix("gamma", E_p, pp.E_s_GeV, pp)
-    np.testing.assert_allclose(interactions.emission_matrix_at("gamma", E_p, pp.E_s_GeV, pp), K, rtol=1e-14)
+    np.testing.assert_allclose(interactions.emission_kernel("gamma", E_p, pp)(pp.E_s_GeV), K, rtol=1e-14)
     # half way between two nodes in ln E: the geometric mean where both are positive
     mid = np.sqrt(pp.E_s_GeV[:-1] * pp.E_s_GeV[1:])
     both = (K[:-1] > 0) & (K[1:] > 0)
-    got = interactions.emission_matrix_at("gamma", E_p, mid, pp)
+    got = interactions.emission_kernel("gamma", E_p, pp)(mid)
     np.testing.assert_allclose(got[both], np.sqrt(K[:-1] * K[1:])[both], rtol=1e-12)
-    assert np.all(interactions.emission_matrix_at("gamma", E_p, [pp.E_s_GeV[-1] * 1.01], pp) == 0)
+    assert np.all(interactions.emission_kernel("gamma", E_p, pp)([pp.E_s_GeV[-1] * 1.01]) == 0)
 
 
 def test_other_galaxies_agree_with_the_luminosity_interpolated_in_energy(coarse_forward_model):

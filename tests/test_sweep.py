@@ -19,6 +19,7 @@ from corona_jax.errors import ConfigError
 from corona_jax.inference import designs, sweep
 from corona_jax.inference.config import read_toml
 from corona_jax.params import CoronaParams
+from h5files import assert_same_h5
 
 HEAD = """
 [model]
@@ -79,12 +80,6 @@ def _run(tmp_path, *args, env=None):
     return out
 
 
-def _same_attrs(a, b):
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
-
-
 @pytest.fixture(scope="module")
 def references(tmp_path_factory):
     """Uninterrupted single-process sweeps of GRID and MANY, and their configuration files."""
@@ -93,24 +88,6 @@ def references(tmp_path_factory):
     _run(folder, "--config", grid, "--out", "grid.h5")
     _run(folder, "--config", many, "--out", "many.h5")
     return {"grid": (grid, folder / "grid.h5"), "many": (many, folder / "many.h5")}
-
-
-def _assert_same_file(a_path, b_path, rtol=0.0):
-    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
-        _same_attrs(a.attrs, b.attrs)
-        names_a, names_b = [], []
-        a.visit(names_a.append)
-        b.visit(names_b.append)
-        assert sorted(names_a) == sorted(names_b)
-        for name in names_a:
-            if isinstance(a[name], h5py.Dataset):
-                x, y = a[name][()], b[name][()]
-                assert not np.isnan(x).any() if x.dtype.kind == "f" else True, name
-                if rtol:
-                    np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-300, err_msg=name)
-                else:
-                    np.testing.assert_array_equal(x, y, err_msg=name)
-                _same_attrs(a[name].attrs, b[name].attrs)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -183,7 +160,7 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path, references):
     out = _run(tmp_path, "--config", config, "--out", "four.h5",
                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert "on 4 cpu device(s)" in out
-    _assert_same_file(one, tmp_path / "four.h5", rtol=1e-12)
+    assert_same_h5(one, tmp_path / "four.h5", rtol=1e-12, complete=True)
 
 
 def _done(path):
@@ -210,7 +187,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_file(tmp_path, sig, refe
     if sig == signal.SIGINT:
         assert "run the same command again" in err
     _run(tmp_path, "--config", config, "--out", "cut.h5")
-    _assert_same_file(whole, tmp_path / "cut.h5")
+    assert_same_h5(whole, tmp_path / "cut.h5", complete=True)
 
 
 def test_two_distributed_processes_equal_one(tmp_path, references):
@@ -225,7 +202,7 @@ def test_two_distributed_processes_equal_one(tmp_path, references):
         assert p.returncode == 0, err
     assert (tmp_path / "two.part-0-of-2.h5").exists() and (tmp_path / "two.part-1-of-2.h5").exists()
     _run(tmp_path, "--out", "two.h5", "--merge")
-    _assert_same_file(one, tmp_path / "two.h5")
+    assert_same_h5(one, tmp_path / "two.h5", complete=True)
 
 
 def test_existing_output_of_another_configuration_is_refused(tmp_path, references):
