@@ -7,6 +7,9 @@ the inelastic pp cross section sigma_inel(E_p) [mb] and the production cross sec
 dsigma/dE_s(E_p, E_s) [mb/GeV] of photons and of neutrinos (all flavours, nu_e + anti-nu_e +
 nu_mu + anti-nu_mu), docs/physics.md sec. 3. Model grids must be subsets of the master grids
 (any E_per_decade dividing 20), so the runtime never re-interpolates the tables.
+
+Each table has an alternative (the *_ALTERNATIVE_TABLE_FILE constants) that the systematics
+nuisances interpolate towards; docs/tables.md lists them all.
 """
 
 import functools
@@ -21,6 +24,9 @@ import numpy as np
 from .errors import ConfigError, DataError
 
 PP_TABLE_FILE = "pp_secondaries.h5"
+# alternative for the hadronic-model nuisance: Kamae et al. (2006) at all E_p (Feynman-scaled
+# above 500 TeV), same grids and sigma_inel (docs/tables.md)
+PP_ALTERNATIVE_TABLE_FILE = "pp_secondaries_kamae2006.h5"
 TABLE_E_PER_DECADE = 20
 SECONDARIES = {"gamma": "gam", "nu_all": "nu_all"}  # our name -> aafragpy's name
 
@@ -128,6 +134,8 @@ def grid_indices(master_GeV, E_GeV, what):
 # --- EBL optical depth (ebltable) --------------------------------------------------
 
 EBL_TABLE_FILE = "ebl_inoue2013.h5"
+# alternative for the EBL nuisance: Saldana-Lopez et al. (2021), on its own (E0, z) nodes (z <= 6)
+EBL_ALTERNATIVE_TABLE_FILE = "ebl_saldana-lopez2021.h5"
 
 
 class EBLTable(NamedTuple):
@@ -160,6 +168,7 @@ def load_ebl_table(path=None) -> EBLTable:
 # --- cascade matrices (built by corona_jax.cascade) ------------------------------------------
 
 CASCADE_TABLE_FILE = "cascade_inoue2013.h5"
+CASCADE_ALTERNATIVE_TABLE_FILE = "cascade_saldana-lopez2021.h5"  # from EBL_ALTERNATIVE_TABLE_FILE
 CASCADE_E_PER_DECADE = (5, 10, 20)  # one matrix per model energy grid
 
 
