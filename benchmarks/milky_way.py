@@ -44,7 +44,7 @@ def main():
     @jax.jit
     def emissivities(p, G):
         j = milky_way.proton_density_on_table_grid(p, mw, tm, G)
-        return emissivity(n_gas, mw.emission_gamma, j), emissivity(n_gas, mw.emission_nu_all, j)
+        return emissivity(n_gas, mw.emission_gamma[0], j), emissivity(n_gas, mw.emission_nu_all[0], j)
 
     q_gamma, q_nu = emissivities(p, G)
 

@@ -23,16 +23,19 @@ import numpy as np
 from . import extragalactic as eg
 from . import transport
 from .cosmic_rays import at_radius, flux_from_observer_density, injected_per_GeV_cm3_gyr
-from .forward import Prediction, from_unit_density, total
+from .errors import ConfigError
+from .forward import Prediction, forward, from_unit_density, total
 from .gas import gas_density_cells
-from .milky_way import MilkyWay, unit_density_on_table_grid, volume_integral
+from .interactions import interpolate_tables
+from .milky_way import MilkyWay, emission_matrices, unit_density_on_table_grid, volume_integral
 from .model import CoronaModel
 from .params import CoronaParams
 from .sky import dipole_amplitude
 from .units import KPC_CM
 
 TRANSPORT_FIELDS = ("log10_D0_cm2_s", "n0_inner_cm3", "beta_inner", "rc_inner_kpc", "n0_outer_cm3",
-                    "beta_outer", "rc_outer_kpc", "Rmax_kpc")  # what a transport solve depends on
+                    "beta_outer", "rc_outer_kpc", "Rmax_kpc", "history_peak",
+                    "history_shift_Gyr")  # what a transport solve depends on (without the burst)
 CPU_FOLD = 4  # most solves folded into one vector on a CPU
 CPU_GRADIENT_FOLD = 2  # the same for value and gradient (the adjoint's stored states double the traffic)
 
@@ -61,13 +64,18 @@ def _folded_solve(params: CoronaParams, tm: transport.TransportModel, adjoint):
     """G (B, N_E, N_r) of the whole batch as one solve whose vector axis is B x N_E."""
     D = jax.vmap(transport.diffusion_coefficient_kpc2_gyr, (0, None))(params, tm.E_GeV)  # (B, N_E)
     loss = jax.vmap(transport.loss_rate_per_gyr, (0, None))(params, tm)  # (B, N_r, N_E)
+    f = jax.vmap(transport.source_history, (0, None))(params, tm)  # (B, N_t)
     B, n_r, n_E = loss.shape
-    G = transport.evolve(D.reshape(B * n_E), jnp.transpose(loss, (1, 0, 2)).reshape(n_r, B * n_E), tm, adjoint)
+    f = jnp.broadcast_to(f.T[:, :, None], (f.shape[1], B, n_E)).reshape(f.shape[1], B * n_E)
+    G = transport.evolve(D.reshape(B * n_E), jnp.transpose(loss, (1, 0, 2)).reshape(n_r, B * n_E), tm, adjoint, f)
     return jnp.transpose(G.reshape(n_r, B, n_E), (1, 2, 0))
 
 
 def forward_batch(params: CoronaParams, model: CoronaModel) -> Prediction:
-    """forward for a batch of params (leaves (B,)): a Prediction whose arrays lead with B."""
+    """forward for a batch of params (leaves (B,)): a Prediction whose arrays lead with B (a model
+    with the burst population: forward vmapped, without folding)."""
+    if model.config.burst:
+        return jax.vmap(forward, (0, None))(params, model)
     G = unit_spectrum_density_batch(params, model.transport, model.config.adjoint)
     return jax.vmap(from_unit_density, (0, None, 0))(params, model, G)
 
@@ -88,7 +96,7 @@ def value_and_grad_batch(objective, params: CoronaParams, model: CoronaModel):
     tm, adjoint = model.transport, model.config.adjoint
     cpu_fold = CPU_GRADIENT_FOLD
     if isinstance(adjoint, transport.DiscreteAdjoint):  # keep every state of a fold (no recomputation)
-        per_point = tm.history.size * tm.centres_kpc.size * tm.E_GeV.size * 8
+        per_point = tm.t_Gyr.size * tm.centres_kpc.size * tm.E_GeV.size * 8
         cpu_fold = max(1, min(cpu_fold, int(adjoint.max_stored_bytes // per_point)))
     return _by_folds(fold, params, cpu_fold)
 
@@ -109,17 +117,19 @@ def _by_folds(fn, inputs, cpu_fold: int = CPU_FOLD):
 
 
 def responses(params: CoronaParams, model: CoronaModel, G_Gyr):
-    """What `summary` needs of one solve: linear maps (dict of (N_s, N_p) matrices) from the injected
-    spectrum v on the pp table's proton nodes to the sky averages and the anticentre; g (N_p,) with
-    the proton-gas integral p = g v; and G at the observer (N_E,) [Gyr]."""
+    """What `summary` needs of one solve: linear maps (dict of (H, N_s, N_p) matrices, one per hadronic
+    model) from the injected spectrum v on the pp table's proton nodes to the sky averages and the
+    anticentre; g (N_p,) with the proton-gas integral p = g v; and G at the observer (N_E,) [Gyr]."""
+    if model.config.burst:
+        raise ConfigError("grouped sweeps do not support the burst population (build the model with burst=False)")
     mw, tm = model.milky_way, model.transport
     n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
     G_f = unit_density_on_table_grid(mw, G_Gyr)  # (N_p, N_r)
     c0 = KPC_CM / (4.0 * math.pi)
 
     def along(kernel, geometry):
-        """c0 sum_r geometry[s, r] n_g(r) K[s, p] G_f[p, r]: geometry (N_s, N_r) or (1, N_r)."""
-        return c0 * kernel * ((geometry * n_gas[None, :]) @ G_f.T)
+        """c0 sum_r geometry[s, r] n_g(r) K[h, s, p] G_f[p, r]: geometry (N_s, N_r) or (1, N_r)."""
+        return c0 * kernel * ((geometry * n_gas[None, :]) @ G_f.T)[None, :, :]
 
     g = volume_integral(G_f * n_gas[None, :], tm.volumes_kpc3)  # p = v g
     out = dict(
@@ -139,19 +149,20 @@ def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
     tm, mw = model.transport, model.milky_way
     R, g, G_sun = response
     v = injected_per_GeV_cm3_gyr(params, tm, mw.E_table_GeV)
-    out = {k: m @ v for k, m in R.items()}
+    out = {k: interpolate_tables(m, params.hadronic_mix) @ v for k, m in R.items()}
     p = g * v
     flux = flux_from_observer_density(params, tm, G_sun)
+    K_gamma, K_nu = emission_matrices(params, mw)
     milky = MilkyWay(
         gamma=None, nu_all_flavour=None,
         sky_mean_gamma=out["sky_mean_gamma"], sky_mean_nu_all_flavour=out["sky_mean_nu"],
         anticentre_gamma=out["anticentre_gamma"], anticentre_nu_all_flavour=out["anticentre_nu"],
         dipole_gamma=dipole_amplitude(out["sky_mean_gamma"], out["sky_first_gamma"]),
         dipole_nu=dipole_amplitude(out["sky_mean_nu"], out["sky_first_nu"]),
-        luminosity_gamma=mw.emission_gamma @ p, luminosity_nu_all_flavour=mw.emission_nu_all @ p,
+        luminosity_gamma=K_gamma @ p, luminosity_nu_all_flavour=K_nu @ p,
         proton_gas_per_GeV_cm3=p, emissivity_gamma=None, emissivity_nu_all_flavour=None,
     )
-    other = eg.extragalactic(model.extragalactic, p)
+    other = eg.extragalactic(model.extragalactic, p, params.hadronic_mix, params.ebl_mix)
     return Prediction(None, flux, milky, other, total(milky, other))
 
 

@@ -211,6 +211,9 @@ def cmd_fit(args):
                   f"95 % one-sided interval [{lo:.4g}, {hi:.4g}]")
         else:
             print(f"  {name:24s} = {result.best[name]: .5g} +- {result.errors[name]:.3g} (Laplace)")
+    print("derived quantities at the best fit:")
+    for name, value in result.derived.items():
+        print(f"  {name:32s} = {np.array2string(np.asarray(value), precision=4)}")
     failed = sum(not r.converged for r in result.starts)
     if failed:
         _warn(f"{failed} of {len(result.starts)} starts stopped at the step limit ([fit] max_steps = "
@@ -275,6 +278,13 @@ def cmd_sweep(args):
     return 0
 
 
+def systematic_sites():
+    """The sites of inference.systematics.SYSTEMATICS (shown apart from the corner plot)."""
+    from .inference.systematics import SYSTEMATICS
+
+    return {site for group in SYSTEMATICS.values() for site in group}
+
+
 def _warn(message):
     print(f"corona-jax: warning: {message}", file=sys.stderr)
 
@@ -287,6 +297,7 @@ def cmd_sample(args):
     sample.use_host_devices(cfg.chains)
     out = output_path(args.out)
     table_path = output_path(os.path.splitext(out)[0] + "_summary.csv")
+    limits_path = output_path(os.path.splitext(out)[0] + "_derived.csv")
     if args.plot:
         output.check_plot_dir(args.plot)
     checkpoint = out + ".checkpoint"
@@ -315,12 +326,24 @@ def cmd_sample(args):
     with output.atomic_write(table_path, ".csv.tmp") as tmp:
         table.to_csv(tmp)
     print(f"wrote {table_path}")
+    limits = results.derived_limits(idata)
+    print("derived quantities: median, 68 % interval and 95 % upper limit")
+    print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
+    with output.atomic_write(limits_path, ".csv.tmp") as tmp:
+        limits.to_csv(tmp)
+    print(f"wrote {limits_path}")
     os.remove(checkpoint)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
 
-        print(f"wrote {plots.corner_plot(idata, list(cfg.priors), os.path.join(args.plot, 'corner.png'))}")
+        nuisances = [n for n in cfg.priors if n in systematic_sites()]
+        shown = [n for n in cfg.priors if n not in nuisances]
+        shares = [n for n in ("share_icecube_100TeV", "share_icecube_1PeV") if nuisances and n in idata.posterior]
+        corner = plots.corner_plot(idata, shown + shares, os.path.join(args.plot, 'corner.png'), log10_names=shares)
+        print(f"wrote {corner}")
+        if nuisances:
+            print(f"wrote {plots.marginals_plot(idata, nuisances, cfg.priors, os.path.join(args.plot, 'nuisances.png'))}")
         print(f"wrote {plots.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'))}")
     return 0
 

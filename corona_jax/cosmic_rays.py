@@ -22,7 +22,7 @@ from .errors import DataError
 from .interactions import proton_beta
 from .params import CoronaParams
 from .safe import safe_log
-from .transport import TransportModel
+from .transport import TransportModel, source_history
 from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
@@ -42,15 +42,17 @@ def energy_moment(alpha, log10_Emax_GeV):
     return power_moment(1.0 - alpha, log10_Emax_GeV)
 
 
-def source_volume_cm3(model: TransportModel):
-    """Volume of the source sphere on the grid, 4 pi sum V_i S_i [cm^3]."""
-    return 4.0 * math.pi * jnp.sum(model.volumes_kpc3 * model.source_fraction) * KPC_CM**3
+def source_volume_cm3(model: TransportModel, fraction=None):
+    """Volume of the source sphere on the grid, 4 pi sum V_i S_i [cm^3] (S: the cells' fractions
+    inside it, default the main source's)."""
+    S = model.source_fraction if fraction is None else fraction
+    return 4.0 * math.pi * jnp.sum(model.volumes_kpc3 * S) * KPC_CM**3
 
 
 def luminosity_per_amplitude(params: CoronaParams, model: TransportModel):
     """L_CR / A [erg/s per GeV^-1 cm^-3 s^-1] at today's source strength f(today)."""
     moment = energy_moment(params.alpha, params.log10_Emax_GeV)
-    return model.history[-1] * source_volume_cm3(model) * moment * ERG_PER_GEV
+    return source_history(params, model)[-1] * source_volume_cm3(model) * moment * ERG_PER_GEV
 
 
 def injection_amplitude(params: CoronaParams, model: TransportModel):
@@ -77,9 +79,31 @@ def injected_per_GeV_cm3_gyr(params: CoronaParams, model: TransportModel, E_GeV)
     return injection_amplitude(params, model) * (jnp.exp(log_spectrum_shape(params, E_GeV)) * GYR_S)
 
 
-def cr_density(params: CoronaParams, model: TransportModel, G_Gyr):
-    """j(E, r) [GeV^-1 cm^-3], shape (N_E, N_r), from the unit-spectrum solution G [Gyr]."""
-    return injected_per_GeV_cm3_gyr(params, model, model.E_GeV)[:, None] * G_Gyr
+def burst_amplitude(params: CoronaParams, model: TransportModel):
+    """A_b [GeV^-1 cm^-3 s^-1] of the Galactic-centre burst: its energy burst_energy_erg spread over
+    its sphere and over its unit pulse in time (dt sum f_b = 1 Gyr, transport.burst_history)."""
+    moment = energy_moment(params.burst_alpha, params.burst_log10_Emax_GeV)
+    return params.burst_energy_erg / (ERG_PER_GEV * source_volume_cm3(model, model.burst_fraction) * moment * GYR_S)
+
+
+def burst_injected_per_GeV_cm3_gyr(params: CoronaParams, model: TransportModel, E_GeV):
+    """The burst's A_b (E/GeV)^-alpha_b exp(-E/E_max,b) x (s per Gyr): j_b = this x G_b [Gyr]."""
+    shape = jnp.exp(-params.burst_alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.burst_log10_Emax_GeV))
+    return burst_amplitude(params, model) * (shape * GYR_S)
+
+
+def proton_density(params: CoronaParams, model: TransportModel, E_GeV, G_Gyr, G_burst_Gyr=None):
+    """j [GeV^-1 cm^-3] at energies E (leading axis of G) from the unit solutions there:
+    v G + v_b G_b, the burst's term only when G_burst is given."""
+    j = injected_per_GeV_cm3_gyr(params, model, E_GeV)[:, None] * G_Gyr
+    if G_burst_Gyr is not None:
+        j = j + burst_injected_per_GeV_cm3_gyr(params, model, E_GeV)[:, None] * G_burst_Gyr
+    return j
+
+
+def cr_density(params: CoronaParams, model: TransportModel, G_Gyr, G_burst_Gyr=None):
+    """j(E, r) [GeV^-1 cm^-3], shape (N_E, N_r), from the unit-spectrum solutions G [Gyr]."""
+    return proton_density(params, model, model.E_GeV, G_Gyr, G_burst_Gyr)
 
 
 def at_radius(values, model: TransportModel, r_kpc):
@@ -89,14 +113,16 @@ def at_radius(values, model: TransportModel, r_kpc):
     return jnp.exp(jax.vmap(lambda v: jnp.interp(r_kpc, model.centres_kpc, v))(log_v))
 
 
-def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, observer_kpc):
+def local_flux(params: CoronaParams, model: TransportModel, G_Gyr, observer_kpc, G_burst_Gyr=None):
     """J(E) = beta c j(E, r) / 4 pi at the observer's radius [GeV^-1 cm^-2 s^-1 sr^-1]."""
-    return flux_from_observer_density(params, model, at_radius(G_Gyr, model, observer_kpc))
+    G_burst_observer = None if G_burst_Gyr is None else at_radius(G_burst_Gyr, model, observer_kpc)
+    return flux_from_observer_density(params, model, at_radius(G_Gyr, model, observer_kpc), G_burst_observer)
 
 
-def flux_from_observer_density(params: CoronaParams, model: TransportModel, G_observer_Gyr):
-    """local_flux from G at the observer (N_E,) [Gyr]."""
-    j = injected_per_GeV_cm3_gyr(params, model, model.E_GeV) * G_observer_Gyr
+def flux_from_observer_density(params: CoronaParams, model: TransportModel, G_observer_Gyr, G_burst_observer_Gyr=None):
+    """local_flux from G (and G_b) at the observer (N_E,) [Gyr]."""
+    G_b = None if G_burst_observer_Gyr is None else G_burst_observer_Gyr[:, None]
+    j = proton_density(params, model, model.E_GeV, G_observer_Gyr[:, None], G_b)[:, 0]
     return proton_beta(model.E_GeV) * C_CM_S * j / (4.0 * math.pi)
 
 

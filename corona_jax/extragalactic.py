@@ -24,7 +24,7 @@ import numpy as np
 
 from . import absorption, cosmology, grids, tables
 from .errors import ConfigError
-from .interactions import emission_kernel
+from .interactions import emission_kernel, interpolate_tables
 from .units import C_CM_S, KPC_CM, M_STAR_MW_MSUN, MPC_CM, R_SUN_KPC
 
 N_REDSHIFTS = 400  # nodes of the fine redshift integral, uniform in ln(1+z)
@@ -102,24 +102,41 @@ def redshift_integral(weights, emitted_GeV, spectrum):
 class ExtragalacticModel(NamedTuple):
     """Linear maps from the Milky Way's proton-gas integral p(E_p) = int n_g j dV [GeV^-1 cm^-3]
     on the pp-table proton nodes to the intensity of all other galaxies (a pytree; build once).
-    Each is (N_s, N_p) [cm sr^-1 s^-1]: the redshift integral of the emission kernel K(E, E_p)."""
+    Each map is (N_s, N_p) [cm sr^-1 s^-1], the redshift integral of the emission kernel K(E, E_p),
+    given per hadronic model h (H = 1, or 2 with the alternative pp table) and, for the absorbed
+    and cascade photons, per EBL model b (B = 1 or 2)."""
 
-    nu_all: jax.Array
-    gamma_unabsorbed: jax.Array  # no interactions at all (for comparison)
-    gamma_absorbed: jax.Array  # EBL + CMB absorption
-    gamma_cascade: jax.Array  # the cascade photons alone; zero if the cascade is off
+    nu_all: jax.Array  # (H, N_s, N_p)
+    gamma_unabsorbed: jax.Array  # (H, N_s, N_p) no interactions at all (for comparison)
+    gamma_absorbed: jax.Array  # (H, B, N_s, N_p) EBL + CMB absorption
+    gamma_cascade: jax.Array  # (H, B, N_s, N_p) the cascade photons alone; zero if the cascade is off
 
 
 def build_extragalactic_model(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmology.Cosmology(),
                               with_cascade=True, stellar_mass_density=None, ebl=None,
-                              cascade_table=None) -> ExtragalacticModel:
+                              cascade_table=None, pp_alternative: tables.PPTables = None,
+                              ebl_alternative=None, cascade_table_alternative=None) -> ExtragalacticModel:
+    """build_extragalactic_maps for the pp table (and pp_alternative) and the EBL (and
+    ebl_alternative with its cascade file), stacked as ExtragalacticModel says."""
+    hadronic = [pp] if pp_alternative is None else [pp, pp_alternative]
+    ebls = [(ebl, cascade_table)] + ([] if ebl_alternative is None else [(ebl_alternative, cascade_table_alternative)])
+    maps = [[build_extragalactic_maps(E_s_GeV, E_p_GeV, t, cosmo, with_cascade, stellar_mass_density, e, c)
+             for e, c in ebls] for t in hadronic]
+    arrays = (np.stack([row[0][0] for row in maps]), np.stack([row[0][1] for row in maps]),
+              np.stack([[m[2] for m in row] for row in maps]), np.stack([[m[3] for m in row] for row in maps]))
+    return ExtragalacticModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
+
+
+def build_extragalactic_maps(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmology.Cosmology(),
+                             with_cascade=True, stellar_mass_density=None, ebl=None, cascade_table=None):
     """The redshift integral of the pp emission kernel, with rho*(z) / H(z) and e^-tau, and the
     cascade (numpy). The kernel K((1+z) E, E_p) is interpolated between the pp table's secondary
     nodes (interactions.emission_kernel), so every output is linear in the protons' spectrum.
 
     stellar_mass_density: optional callable z -> rho* [M_sun Mpc^-3] replacing Madau & Dickinson
     (then the stored cascade matrix, built with the default, is refused). ebl: an EBLTable and
-    cascade_table: the path of a cascade-matrix file (defaults: the shipped ones).
+    cascade_table: the path of a cascade-matrix file (defaults: the shipped ones). Returns the
+    (N_s, N_p) maps (nu_all, gamma_unabsorbed, gamma_absorbed, gamma_cascade).
     """
     E_p_GeV = np.asarray(E_p_GeV, dtype=float)
     w = redshift_weights(E_s_GeV, cosmo, stellar_mass_density, ebl)
@@ -133,9 +150,8 @@ def build_extragalactic_model(E_s_GeV, E_p_GeV, pp: tables.PPTables, cosmo=cosmo
         cascade = C @ gamma(E_s_GeV)
     else:
         cascade = np.zeros_like(unabsorbed)
-    arrays = (redshift_integral(w.nu, w.emitted_GeV, nu), unabsorbed,
-              redshift_integral(w.gamma, w.emitted_GeV, gamma), cascade)
-    return ExtragalacticModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
+    return (redshift_integral(w.nu, w.emitted_GeV, nu), unabsorbed,
+            redshift_integral(w.gamma, w.emitted_GeV, gamma), cascade)
 
 
 class Extragalactic(NamedTuple):
@@ -148,13 +164,19 @@ class Extragalactic(NamedTuple):
     gamma: jax.Array  # absorbed + cascade
 
 
-def extragalactic(model: ExtragalacticModel, proton_gas_per_GeV_cm3) -> Extragalactic:
-    """Intensities from the Milky Way's proton-gas integral p = int n_g j dV (N_p,) [GeV^-1 cm^-3]."""
-    absorbed = model.gamma_absorbed @ proton_gas_per_GeV_cm3
-    cascade = model.gamma_cascade @ proton_gas_per_GeV_cm3
+def extragalactic(model: ExtragalacticModel, proton_gas_per_GeV_cm3, hadronic_mix=0.0, ebl_mix=0.0) -> Extragalactic:
+    """Intensities from the Milky Way's proton-gas integral p = int n_g j dV (N_p,) [GeV^-1 cm^-3],
+    with the maps interpolated linearly between the hadronic models and between the EBL models."""
+
+    def mixed(maps):  # (H, B, N_s, N_p) -> (N_s, N_p)
+        return interpolate_tables(interpolate_tables(maps, hadronic_mix), ebl_mix)
+
+    p = proton_gas_per_GeV_cm3
+    absorbed = mixed(model.gamma_absorbed) @ p
+    cascade = mixed(model.gamma_cascade) @ p
     return Extragalactic(
-        nu_all_flavour=model.nu_all @ proton_gas_per_GeV_cm3,
-        gamma_unabsorbed=model.gamma_unabsorbed @ proton_gas_per_GeV_cm3,
+        nu_all_flavour=interpolate_tables(model.nu_all, hadronic_mix) @ p,
+        gamma_unabsorbed=interpolate_tables(model.gamma_unabsorbed, hadronic_mix) @ p,
         gamma_absorbed=absorbed,
         gamma_cascade=cascade,
         gamma=absorbed + cascade,

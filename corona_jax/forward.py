@@ -42,10 +42,11 @@ class Prediction(NamedTuple):
     total: Total
 
 
-def sky_and_beyond(params: CoronaParams, model: CoronaModel, G_Gyr):
-    """Milky Way, other galaxies and the isotropic total from the solver's G (N_E, N_r) [Gyr]."""
-    mw = milky_way(params, model.milky_way, model.transport, G_Gyr)
-    other = eg.extragalactic(model.extragalactic, mw.proton_gas_per_GeV_cm3)
+def sky_and_beyond(params: CoronaParams, model: CoronaModel, G_Gyr, G_burst_Gyr=None):
+    """Milky Way, other galaxies and the isotropic total from the solver's G (N_E, N_r) [Gyr]
+    (and the burst's)."""
+    mw = milky_way(params, model.milky_way, model.transport, G_Gyr, G_burst_Gyr)
+    other = eg.extragalactic(model.extragalactic, mw.proton_gas_per_GeV_cm3, params.hadronic_mix, params.ebl_mix)
     return mw, other, total(mw, other)
 
 
@@ -73,14 +74,18 @@ def forward(params: CoronaParams, model: CoronaModel) -> Prediction:
     """The whole model for given parameters, normalised by L_CR (pure; jit and grad it).
 
     Reverse-mode gradients run as model.config.adjoint says (model.with_adjoint(...) to change it).
+    A model built with burst=True adds the Galactic-centre burst, solved beside the main population.
     """
+    if model.config.burst:
+        G, G_burst = transport.unit_spectrum_densities_with_burst(params, model.transport, model.config.adjoint)
+        return from_unit_density(params, model, G, G_burst)
     G = transport.unit_spectrum_density(params, model.transport, model.config.adjoint)
     return from_unit_density(params, model, G)
 
 
-def from_unit_density(params: CoronaParams, model: CoronaModel, G_Gyr) -> Prediction:
-    """Everything downstream of the transport solve, from its G (N_E, N_r) [Gyr]."""
+def from_unit_density(params: CoronaParams, model: CoronaModel, G_Gyr, G_burst_Gyr=None) -> Prediction:
+    """Everything downstream of the transport solve, from its G (N_E, N_r) [Gyr] (and the burst's)."""
     tm = model.transport
-    j = cr_density(params, tm, G_Gyr)
-    flux = local_flux(params, tm, G_Gyr, model.config.observer_kpc)
-    return Prediction(j, flux, *sky_and_beyond(params, model, G_Gyr))
+    j = cr_density(params, tm, G_Gyr, G_burst_Gyr)
+    flux = local_flux(params, tm, G_Gyr, model.config.observer_kpc, G_burst_Gyr)
+    return Prediction(j, flux, *sky_and_beyond(params, model, G_Gyr, G_burst_Gyr))

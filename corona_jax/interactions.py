@@ -79,6 +79,14 @@ def emission_kernel(secondary, E_p_GeV, pp: tables.PPTables = None):
     return at
 
 
+def interpolate_tables(stack, weight):
+    """(1 - weight) stack[0] + weight stack[1] for a stack of two tables' matrices (leading axis 2),
+    or stack[0] for a stack of one (a model built without the alternative table)."""
+    if stack.shape[0] == 1:
+        return stack[0]
+    return (1.0 - weight) * stack[0] + weight * stack[1]
+
+
 def emissivity(n_gas_cm3, emission, j_per_GeV_cm3):
     """q(E_s, r) = n_g(r) sum_p K[s, p] j(E_p, r) [GeV^-1 cm^-3 s^-1], shape (N_s, N_r)."""
     return n_gas_cm3[None, :] * (emission @ j_per_GeV_cm3)

@@ -15,9 +15,9 @@ import numpy as np
 
 from . import grids, sky
 from .absorption import cmb_absorption_per_kpc
-from .cosmic_rays import injected_per_GeV_cm3_gyr
+from .cosmic_rays import proton_density
 from .gas import gas_density_cells
-from .interactions import emission_matrix, emissivity
+from .interactions import emission_matrix, emissivity, interpolate_tables
 from .params import CoronaParams
 from .safe import safe_log
 from .tables import PPTables
@@ -33,8 +33,8 @@ class MilkyWayModel(NamedTuple):
     table_weight: jax.Array  # (N_f,) weight of the upper neighbour in ln E
     E_secondary_GeV: jax.Array  # (N_s,) gamma / neutrino energies
     psi_rad: jax.Array  # (N_psi,) directions from the Galactic centre
-    emission_gamma: jax.Array  # (N_s, N_f) [cm^3 s^-1]: q = n_g K @ j
-    emission_nu_all: jax.Array  # (N_s, N_f)
+    emission_gamma: jax.Array  # (H, N_s, N_f) [cm^3 s^-1]: q = n_g K @ j, per hadronic model (H = 1 or 2)
+    emission_nu_all: jax.Array  # (H, N_s, N_f)
     path_gamma_kpc: jax.Array  # (N_psi, N_s, N_r) CMB-absorbed path through each shell
     path_nu_kpc: jax.Array  # (N_psi, N_r) plain chord lengths
     sky_mean_gamma_kpc: jax.Array  # (N_s, N_r) <P_k> over the sky, with absorption
@@ -45,8 +45,9 @@ class MilkyWayModel(NamedTuple):
 
 
 def build_milky_way_model(tm: TransportModel, res: grids.Resolution, observer_kpc: float,
-                          pp: PPTables) -> MilkyWayModel:
+                          pp: PPTables, pp_alternative: PPTables = None) -> MilkyWayModel:
     """Emission matrices from the pp table and line-of-sight matrices from the observer (numpy, once).
+    With pp_alternative, the emission matrices of both tables (params.hadronic_mix interpolates).
 
     The emissivity integral over proton energy runs on the pp table's own nodes (20 per
     decade), whatever the solver's energy grid: the solver's G is interpolated there in
@@ -62,13 +63,14 @@ def build_milky_way_model(tm: TransportModel, res: grids.Resolution, observer_kp
     faces = np.asarray(tm.faces_kpc)
     mean_gamma, first_gamma = sky.sky_average_matrices_kpc(faces, observer_kpc, kappa)
     mean_nu, first_nu = sky.sky_average_matrices_kpc(faces, observer_kpc, np.zeros(1))
+    hadronic = [pp] if pp_alternative is None else [pp, pp_alternative]
     arrays = dict(
         E_table_GeV=E_f,
         table_weight=weight,
         E_secondary_GeV=E_s,
         psi_rad=psi,
-        emission_gamma=emission_matrix("gamma", E_f, E_s, pp),
-        emission_nu_all=emission_matrix("nu_all", E_f, E_s, pp),
+        emission_gamma=np.stack([emission_matrix("gamma", E_f, E_s, t) for t in hadronic]),
+        emission_nu_all=np.stack([emission_matrix("nu_all", E_f, E_s, t) for t in hadronic]),
         path_gamma_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), kappa),
         path_nu_kpc=sky.shell_path_matrix_kpc(faces, observer_kpc, np.cos(psi), np.zeros(1))[:, 0, :],
         sky_mean_gamma_kpc=mean_gamma,
@@ -81,9 +83,17 @@ def build_milky_way_model(tm: TransportModel, res: grids.Resolution, observer_kp
     return MilkyWayModel(table_lower=jnp.asarray(lower), **arrays)
 
 
-def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr):
-    """j(E_table, r) [GeV^-1 cm^-3]: G interpolated linearly in ln G - ln E, spectrum exact."""
-    return injected_per_GeV_cm3_gyr(params, tm, model.E_table_GeV)[:, None] * unit_density_on_table_grid(model, G_Gyr)
+def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr,
+                                 G_burst_Gyr=None):
+    """j(E_table, r) [GeV^-1 cm^-3]: G (and G_b) interpolated linearly in ln G - ln E, spectra exact."""
+    G_b = None if G_burst_Gyr is None else unit_density_on_table_grid(model, G_burst_Gyr)
+    return proton_density(params, tm, model.E_table_GeV, unit_density_on_table_grid(model, G_Gyr), G_b)
+
+
+def emission_matrices(params: CoronaParams, model: MilkyWayModel):
+    """(K_gamma, K_nu_all) (N_s, N_f) [cm^3 s^-1] of the hadronic model params.hadronic_mix."""
+    return (interpolate_tables(model.emission_gamma, params.hadronic_mix),
+            interpolate_tables(model.emission_nu_all, params.hadronic_mix))
 
 
 def unit_density_on_table_grid(model: MilkyWayModel, G_Gyr):
@@ -116,13 +126,15 @@ def volume_integral(values, volumes_kpc3):
     return values @ (4.0 * np.pi * volumes_kpc3 * KPC_CM**3)
 
 
-def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr) -> MilkyWay:
-    """Emissivity (Eq. 6) and line-of-sight integrals, from the solver's G (N_E, N_r) [Gyr]."""
+def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_Gyr, G_burst_Gyr=None) -> MilkyWay:
+    """Emissivity (Eq. 6) and line-of-sight integrals, from the solver's G (N_E, N_r) [Gyr]
+    (and the burst's G_b)."""
     n_gas = gas_density_cells(params, tm.faces_kpc, tm.centres_kpc)
-    j = proton_density_on_table_grid(params, model, tm, G_Gyr)
+    j = proton_density_on_table_grid(params, model, tm, G_Gyr, G_burst_Gyr)
     p = volume_integral(n_gas[None, :] * j, tm.volumes_kpc3)
-    q_gamma = emissivity(n_gas, model.emission_gamma, j)
-    q_nu = emissivity(n_gas, model.emission_nu_all, j)
+    K_gamma, K_nu = emission_matrices(params, model)
+    q_gamma = emissivity(n_gas, K_gamma, j)
+    q_nu = emissivity(n_gas, K_nu, j)
     I_gamma = sky.intensity(model.path_gamma_kpc, q_gamma)
     I_nu = sky.intensity(model.path_nu_kpc, q_nu)
     mean_gamma = sky.sky_average(model.sky_mean_gamma_kpc, q_gamma)
@@ -136,8 +148,8 @@ def milky_way(params: CoronaParams, model: MilkyWayModel, tm: TransportModel, G_
         anticentre_nu_all_flavour=I_nu[-1],
         dipole_gamma=sky.dipole_amplitude(mean_gamma, sky.sky_average(model.sky_first_gamma_kpc, q_gamma)),
         dipole_nu=sky.dipole_amplitude(mean_nu, sky.sky_average(model.sky_first_nu_kpc, q_nu)),
-        luminosity_gamma=model.emission_gamma @ p,
-        luminosity_nu_all_flavour=model.emission_nu_all @ p,
+        luminosity_gamma=K_gamma @ p,
+        luminosity_nu_all_flavour=K_nu @ p,
         proton_gas_per_GeV_cm3=p,
         emissivity_gamma=q_gamma,
         emissivity_nu_all_flavour=q_nu,

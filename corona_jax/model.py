@@ -40,6 +40,13 @@ class ModelConfig:
     pp_table: str = tables.PP_TABLE_FILE
     ebl_table: str = tables.EBL_TABLE_FILE
     cascade_table: str = tables.CASCADE_TABLE_FILE
+    # Alternatives that params.hadronic_mix and params.ebl_mix interpolate towards (None: the
+    # mix has no effect), e.g. tables.PP_ALTERNATIVE_TABLE_FILE, tables.EBL_ALTERNATIVE_TABLE_FILE
+    # with tables.CASCADE_ALTERNATIVE_TABLE_FILE
+    pp_table_alternative: Optional[str] = None
+    ebl_table_alternative: Optional[str] = None
+    cascade_table_alternative: Optional[str] = None
+    burst: bool = False  # the Galactic-centre burst, a second population with its own solve
     adjoint: Union[transport.DiscreteAdjoint, transport.AutodiffAdjoint] = transport.DiscreteAdjoint()
 
     def describe(self) -> dict:
@@ -56,9 +63,17 @@ class ModelConfig:
             pp_table=tables.table_path(self.pp_table),
             ebl_table=tables.table_path(self.ebl_table),
             cascade_table=tables.table_path(self.cascade_table) if self.cascade else "none",
+            pp_table_alternative=_path_or_none(self.pp_table_alternative),
+            ebl_table_alternative=_path_or_none(self.ebl_table_alternative),
+            cascade_table_alternative=_path_or_none(self.cascade_table_alternative) if self.cascade else "none",
+            burst=int(self.burst),
             adjoint=repr(self.adjoint),
         )
         return out
+
+
+def _path_or_none(name):
+    return "none" if name is None else tables.table_path(name)
 
 
 @jax.tree_util.register_dataclass
@@ -76,11 +91,9 @@ class CoronaModel:
         return dataclasses.replace(self, config=dataclasses.replace(self.config, adjoint=adjoint))
 
     def with_history(self, history: str) -> "CoronaModel":
-        """The same model with another source history; only the transport stage depends on it,
-        so only that stage is rebuilt."""
+        """The same model with another source history ('paper' or 'constant')."""
         config = model_config(self.config, history=history)
-        pp = tables.load_pp_tables(tables.table_path(config.pp_table))
-        tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp)
+        tm = self.transport._replace(history_weight=jax.numpy.float64(transport.history_weight(history)))
         return dataclasses.replace(self, transport=tm, config=config)
 
 
@@ -96,6 +109,8 @@ def model_config(config: ModelConfig = ModelConfig(), **changes) -> ModelConfig:
     validate_cosmology(config.cosmology)
     if not (isinstance(config.observer_kpc, (int, float)) and 0 <= config.observer_kpc < grids.GAS_EDGE_KPC):
         raise ConfigError(f"observer_kpc must lie in [0, {grids.GAS_EDGE_KPC:g}) kpc, got {config.observer_kpc!r}")
+    if (config.ebl_table_alternative is None) != (config.cascade_table_alternative is None) and config.cascade:
+        raise ConfigError("ebl_table_alternative and cascade_table_alternative go together (the cascade of that EBL)")
     if not isinstance(config.adjoint, transport.ADJOINTS):
         raise ConfigError(f"unknown adjoint {config.adjoint!r}; use transport.DiscreteAdjoint() or AutodiffAdjoint()")
     return config
@@ -108,10 +123,16 @@ def build_model(config: ModelConfig = ModelConfig(), **changes) -> CoronaModel:
     """
     config = model_config(config, **changes)
     pp = tables.load_pp_tables(tables.table_path(config.pp_table))
+    pp_alt = None if config.pp_table_alternative is None else \
+        tables.load_pp_tables(tables.table_path(config.pp_table_alternative))
+    ebl_alt = None if config.ebl_table_alternative is None else \
+        tables.load_ebl_table(tables.table_path(config.ebl_table_alternative))
+    cascade_alt = None if config.cascade_table_alternative is None else tables.table_path(config.cascade_table_alternative)
     tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp)
-    mw = build_milky_way_model(tm, config.resolution, config.observer_kpc, pp)
+    mw = build_milky_way_model(tm, config.resolution, config.observer_kpc, pp, pp_alt)
     eg = build_extragalactic_model(
         mw.E_secondary_GeV, mw.E_table_GeV, pp, config.cosmology, config.cascade, config.stellar_mass_density,
         tables.load_ebl_table(tables.table_path(config.ebl_table)), tables.table_path(config.cascade_table),
+        pp_alt, ebl_alt, cascade_alt,
     )
     return CoronaModel(tm, mw, eg, config)

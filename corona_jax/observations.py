@@ -47,6 +47,10 @@ COSMIC_RAY_DATASETS = {
     "KASCADE-Grande-QGSJETII-04": (
         "cr_allparticle_KASCADEGrande_QGSJETII-04.csv", "total", "all-particle", 0.0,
     ),
+    # protons from air showers (the proton fraction depends on the hadronic model)
+    "GRAPES-3-2024": ("cr_proton_GRAPES3_2024.csv", "total", "proton", 0.0),
+    "LHAASO-2025-knee": ("cr_proton_LHAASO2025_knee.csv", "total", "proton", 0.0),
+    "LHAASO-2025-knee-EPOS-LHC": ("cr_proton_LHAASO2025_knee_EPOS-LHC.csv", "total", "proton", 0.0),
 }
 
 # The paper's "does not exceed the observed flux" with all of it: direct proton
@@ -58,6 +62,17 @@ DEFAULT_CR_DATASETS = ("AMS02", "DAMPE", "CREAM-III", "KASCADE2011", "KASCADE-Gr
 NEUTRINO_DATASETS = {
     "IceCube-HESE-7.5yr": "nu_IceCube_HESE7.5yr_segmented.csv",
     "IceCube-NST-9.5yr": "nu_IceCube_NST9.5yr_segmented.csv",
+    "IceCube-combined-2026": "nu_IceCube2026_combinedfit_segmented.csv",
+    "IceCube-MESE-2026": "nu_IceCube2026_MESE_segmented.csv",
+}
+# one event: an E^-2 flux estimate over its 90 % energy range (E_lo_GeV, E_hi_GeV)
+NEUTRINO_EVENT_DATASETS = {"KM3NeT-KM3-230213A": "nu_KM3NeT_KM3-230213A.csv"}
+
+# LHAASO-KM2A diffuse gamma rays averaged over a sky region (Cao et al. 2023, PRL 131, 151001):
+# name -> (file, (l_min, l_max) [deg], |b| < b_max [deg]); known sources are masked in the data
+GAMMA_REGION_DATASETS = {
+    "LHAASO-KM2A-inner": ("gamma_LHAASO_KM2A2023_diffuse_inner.csv", (15.0, 125.0), 5.0),
+    "LHAASO-KM2A-outer": ("gamma_LHAASO_KM2A2023_diffuse_outer.csv", (125.0, 235.0), 5.0),
 }
 DEFAULT_NEUTRINO_DATASET = "IceCube-HESE-7.5yr"
 
@@ -167,6 +182,19 @@ def _load_diffuse(name, files, species):
 def load_neutrino_dataset(name: str = DEFAULT_NEUTRINO_DATASET) -> SpectralData:
     """One IceCube astrophysical spectrum, per flavour (upper limits flagged)."""
     return _load_diffuse(name, NEUTRINO_DATASETS, "neutrino per flavour")
+
+
+def load_neutrino_event(name: str) -> SpectralData:
+    """A one-event neutrino flux estimate, per flavour; extra holds its energy range E_lo/E_hi_GeV."""
+    return _load_diffuse(name, NEUTRINO_EVENT_DATASETS, "neutrino event")
+
+
+def load_gamma_region(name: str):
+    """(SpectralData, (l_min, l_max) [deg], b_max [deg]) of a region-averaged diffuse gamma-ray spectrum."""
+    if name not in GAMMA_REGION_DATASETS:
+        raise DataError(f"unknown gamma-ray region data set {name!r}; choose from {', '.join(GAMMA_REGION_DATASETS)}")
+    filename, l_range, b_max = GAMMA_REGION_DATASETS[name]
+    return _load_diffuse(name, {name: filename}, "gamma"), l_range, b_max
 
 
 def load_gamma_dataset(name: str = DEFAULT_GAMMA_DATASET) -> SpectralData:

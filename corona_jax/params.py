@@ -25,6 +25,20 @@ class CoronaParams(NamedTuple):
     beta_outer: float = 0.195
     rc_outer_kpc: float = 3.0
     Rmax_kpc: float = 250.0  # gas cut-off radius
+    # Eq. (5) generalised: f(t) = 1 + (history_peak - 1) h(t - history_shift_Gyr), h the paper's
+    # trapezoid (rise over 2 Gyr, plateau to 6 Gyr, decline to 0 at 10 Gyr); the paper has 3 and 0
+    history_peak: float = 3.0
+    history_shift_Gyr: float = 0.0
+    # Systematics that interpolate linearly between two tables (0: the default table, 1: the
+    # alternative; used only by models built with the alternatives, corona_jax.model.ModelConfig)
+    hadronic_mix: float = 0.0  # AAfrag (QGSJET-II-04m) -> Kamae et al. (2006)
+    ebl_mix: float = 0.0  # Inoue et al. (2013) -> Saldana-Lopez et al. (2021)
+    # A burst of the Galactic centre, a second population of its own (used by models built with
+    # burst=True): energy int E Q dE dV dt above 1 GeV, spectrum E^-alpha exp(-E/E_max), age
+    burst_energy_erg: float = 0.0
+    burst_alpha: float = 2.2
+    burst_log10_Emax_GeV: float = 7.0
+    burst_age_Gyr: float = 2.0
 
 
 # Present-day luminosity used when no normalisation to data is asked for. The
@@ -51,7 +65,17 @@ PARAMETER_RANGES = {
     "beta_outer": (0.0, 5.0),
     "rc_outer_kpc": (0.0, 100.0),
     "Rmax_kpc": (5.0, 5000.0),
+    "history_peak": (0.0, 20.0),
+    "history_shift_Gyr": (-4.0, 4.0),
+    "hadronic_mix": (0.0, 1.0),
+    "ebl_mix": (0.0, 1.0),
+    "burst_energy_erg": (0.0, 1e62),
+    "burst_alpha": (1.0, 4.0),
+    "burst_log10_Emax_GeV": (2.0, 11.0),
+    "burst_age_Gyr": (0.5, 9.5),
 }
+# Fields whose range starts at 0 and that may be 0 (the others starting at 0 must be positive)
+ZERO_ALLOWED = ("hadronic_mix", "ebl_mix", "burst_energy_erg")
 
 
 def preset(name: str) -> CoronaParams:
@@ -80,7 +104,7 @@ def validate_params(params: CoronaParams) -> CoronaParams:
             raise ParameterError(f"parameter {name} is {x}; it must be finite")
         if not lo <= x <= hi:
             raise ParameterError(f"parameter {name} = {x:g} is outside its range [{lo:g}, {hi:g}]")
-        if lo == 0.0 and x == 0.0:
+        if lo == 0.0 and x == 0.0 and name not in ZERO_ALLOWED:
             raise ParameterError(f"parameter {name} must be positive, got 0")
     return params
 
@@ -94,7 +118,7 @@ def check_in_range(params: CoronaParams):
 
     for name, value in zip(CoronaParams._fields, params):
         lo, hi = PARAMETER_RANGES[name]
-        above_low = value > lo if lo == 0.0 else value >= lo
+        above_low = value > lo if (lo == 0.0 and name not in ZERO_ALLOWED) else value >= lo
         checkify.check(jnp.isfinite(value) & above_low & (value <= hi),
                        f"parameter {name} = {{value}} is NaN or outside its range [{lo:g}, {hi:g}]", value=value)
 

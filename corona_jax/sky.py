@@ -112,3 +112,22 @@ def healpix_map(I_psi, psi_rad, nside):
         raise ConfigError(f"HEALPix nside must be a positive power of 2, got {nside!r}")
     l_deg, b_deg = healpy.pix2ang(nside, np.arange(healpy.nside2npix(nside)), lonlat=True)
     return intensity_at_psi(np.asarray(I_psi), psi_rad, galactic_psi_rad(l_deg, b_deg))
+
+
+def region_average_weights(psi_rad, l_range_deg, b_max_deg, n_l=720, n_b=64):
+    """w (N_psi,) with sum_i w_i I(psi_i) = the solid-angle average of I over the region
+    l_min < l < l_max, |b| < b_max (Galactic coordinates, degrees; l_max may exceed 180), I linear
+    in psi between the direction nodes psi_rad (uniform, as psi_grid_rad). Midpoint rule in l,
+    Gauss-Legendre in sin b (numpy)."""
+    psi = np.asarray(psi_rad, dtype=float)
+    l_lo, l_hi = np.radians(l_range_deg)
+    l = l_lo + (np.arange(n_l) + 0.5) * (l_hi - l_lo) / n_l
+    x, w_b = np.polynomial.legendre.leggauss(n_b)
+    sin_b = np.sin(np.radians(b_max_deg)) * x  # uniform in sin b = uniform in solid angle
+    cos_psi = np.cos(l)[:, None] * np.sqrt(1.0 - sin_b**2)[None, :]
+    position = np.interp(np.arccos(np.clip(cos_psi, -1.0, 1.0)).ravel(), psi, np.arange(psi.size))
+    lower = np.clip(np.floor(position).astype(int), 0, psi.size - 2)
+    frac = position - lower
+    weight = np.broadcast_to(w_b[None, :], cos_psi.shape).ravel()
+    out = np.bincount(lower, weight * (1 - frac), psi.size) + np.bincount(lower + 1, weight * frac, psi.size)
+    return out / out.sum()

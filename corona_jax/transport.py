@@ -4,8 +4,9 @@
 
 Energies do not mix and the equation is linear in Q, so we solve once for the
 unit-spectrum density G(E, r) [Gyr] (source 1 per Gyr inside r_Q, times the
-time history f(t)); j = A E^-alpha exp(-E/E_max) G. Only D0 and the gas need a
-new solve; alpha, E_max and the normalisation never do.
+time history f(t)); j = A E^-alpha exp(-E/E_max) G. Only D0, the gas and the history
+need a new solve; alpha, E_max and the normalisation never do. A second population (the
+Galactic-centre burst) is a unit solution of its own, solved beside the first.
 
 Discretisation: conservative finite volumes in r (corona_jax.grids), regular
 centre (zero face area at r = 0), outer face either outgoing (flux of a steady
@@ -72,15 +73,48 @@ class TransportModel(NamedTuple):
     face_coupling_kpc: jax.Array  # (N_r-1,)
     outer_coupling_kpc: jax.Array  # () outer-face flux per unit D and G of the last cell
     source_fraction: jax.Array  # (N_r,) part of each cell inside r_Q
-    history: jax.Array  # (N_t,) f(t) at the end of each step
+    burst_fraction: jax.Array  # (N_r,) part of each cell inside BURST_RADIUS_KPC
+    t_Gyr: jax.Array  # (N_t,) the end of each step
+    history_weight: jax.Array  # () 1 for the paper's history (Eq. 5), 0 for a constant source
     dt_Gyr: jax.Array  # () step length
     sigma_pp_mb: jax.Array  # (N_E,)
 
 
-def source_history(t_Gyr):
-    """f(t) of Eq. (5): 1 + t/Gyr up to 2 Gyr, 3 up to 6 Gyr, then 3 - 0.5 (t/Gyr - 6)."""
-    t = np.asarray(t_Gyr, dtype=np.float64)
-    return np.where(t <= 2.0, 1.0 + t, np.where(t <= 6.0, 3.0, 3.0 - 0.5 * (t - 6.0)))
+def history_shape(u_Gyr):
+    """h(u) of Eq. (5): the enhancement of the source, 0 before it, rising linearly to 1 at
+    2 Gyr, 1 up to 6 Gyr, then falling linearly to 0 at 10 Gyr (jnp)."""
+    return jnp.clip(jnp.minimum(0.5 * u_Gyr, 1.0 - 0.25 * (u_Gyr - 6.0)), 0.0, 1.0)
+
+
+def eq5_history(t_Gyr, peak=3.0, shift_Gyr=0.0):
+    """f(t) = 1 + (peak - 1) h(t - shift): for peak 3 and shift 0 the paper's Eq. (5), 1 + t/Gyr
+    up to 2 Gyr, 3 up to 6 Gyr, then 3 - 0.5 (t/Gyr - 6)."""
+    return 1.0 + (peak - 1.0) * history_shape(t_Gyr - shift_Gyr)
+
+
+def source_history(params: CoronaParams, model: "TransportModel"):
+    """f(t) at the end of each step: eq5_history with params.history_peak and history_shift_Gyr
+    for the paper's history, 1 for a constant source (model.history_weight 1 or 0)."""
+    return 1.0 + model.history_weight * (eq5_history(model.t_Gyr, params.history_peak, params.history_shift_Gyr) - 1.0)
+
+
+BURST_RADIUS_KPC = 1.0  # the Galactic-centre burst fills r < 1 kpc
+BURST_WIDTH_GYR = 0.25  # its duration: a Gaussian pulse of this standard deviation in time
+
+
+def burst_history(params: CoronaParams, model: "TransportModel"):
+    """f_b(t) at the end of each step: a Gaussian pulse centred burst_age_Gyr before today,
+    normalised on the steps so that dt sum f_b = 1 Gyr (the unit of the solver's source)."""
+    t_burst = model.t_Gyr[-1] - params.burst_age_Gyr
+    pulse = jnp.exp(-0.5 * ((model.t_Gyr - t_burst) / BURST_WIDTH_GYR) ** 2)
+    return pulse / (model.dt_Gyr * jnp.sum(pulse))
+
+
+def history_weight(history: str) -> float:
+    """w of source_history: 1 for 'paper', 0 for 'constant'."""
+    if history not in HISTORIES:
+        raise ConfigError(f"unknown source history {history!r}; choose one of {', '.join(HISTORIES)}")
+    return 1.0 if history == "paper" else 0.0
 
 
 def build_transport_model(
@@ -91,14 +125,11 @@ def build_transport_model(
     res.validate()
     if boundary not in BOUNDARIES:
         raise ConfigError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
-    if history not in HISTORIES:
-        raise ConfigError(f"unknown source history {history!r}; choose one of {', '.join(HISTORIES)}")
     E = grids.energy_grid(res)
     rg = grids.radial_grid(res)
     t = grids.time_steps(res)
     R, r_last = rg.faces_kpc[-1], rg.centres_kpc[-1]
     outer = {"outgoing": r_last, "absorbing": R**2 / (R - r_last), "reflecting": 0.0}[boundary]
-    f = source_history(t) if history == "paper" else np.ones_like(t)
     arrays = TransportModel(
         E_GeV=E,
         faces_kpc=rg.faces_kpc,
@@ -107,7 +138,9 @@ def build_transport_model(
         face_coupling_kpc=rg.face_coupling_kpc,
         outer_coupling_kpc=np.float64(outer),
         source_fraction=grids.volume_fraction_inside(rg.faces_kpc, grids.SOURCE_RADIUS_KPC),
-        history=f,
+        burst_fraction=grids.volume_fraction_inside(rg.faces_kpc, BURST_RADIUS_KPC),
+        t_Gyr=t,
+        history_weight=np.float64(history_weight(history)),
         dt_Gyr=np.float64(t[0]),
         sigma_pp_mb=np.asarray(sigma_inelastic_mb(E, pp)),
     )
@@ -211,7 +244,7 @@ def _bdf2_run(bdf2, carry, coeffs, source):
 
     def step(c, coeff):
         g, g_prev = c
-        g_new = solve_factorised(bdf2, (4.0 / 3.0) * g - (1.0 / 3.0) * g_prev + coeff * source)
+        g_new = solve_factorised(bdf2, (4.0 / 3.0) * g - (1.0 / 3.0) * g_prev + coeff[None, :] * source)
         return (g_new, g), g_new
 
     return jax.lax.scan(step, carry, coeffs)
@@ -229,8 +262,8 @@ def _bdf2_adjoint(bdf2_t, adj, states, coeffs, source):
         r = solve_factorised(bdf2_t, gbar)
         dl, dd, du = _tridiagonal_cotangent(r, g_out)
         new = ((gbar_prev + (4.0 / 3.0) * r, -(1.0 / 3.0) * r),
-               (acc_l + dl, acc_d + dd, acc_u + du, acc_s + coeff * r))
-        return new, jnp.sum(r * source)
+               (acc_l + dl, acc_d + dd, acc_u + du, acc_s + coeff[None, :] * r))
+        return new, jnp.sum(r * source, axis=0)
 
     zeros = jnp.zeros_like(source)
     (adj, acc), coeff_bar = jax.lax.scan(
@@ -251,7 +284,7 @@ def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False, keep_states=Fa
     BDF2 state (keep_states) or the carries at the starts of ~sqrt(N) blocks.
     remat=True rematerialises each block when JAX differentiates this function."""
     euler, bdf2 = factorise(*euler_m), factorise(*bdf2_m)
-    g1 = solve_factorised(euler, coeffs[0] * source)
+    g1 = solve_factorised(euler, coeffs[0][None, :] * source)
     carry = (g1, jnp.zeros_like(g1))
     if keep_states:
         (g_today, _), states = _bdf2_run(bdf2, carry, coeffs[1:], source)
@@ -266,7 +299,7 @@ def _evolve_forward(euler_m, bdf2_m, source, coeffs, remat=False, keep_states=Fa
     if remat:
         run_block = jax.checkpoint(run_block)
     carry, block_starts = jax.lax.scan(
-        run_block, carry, coeffs[1 + rest :].reshape(n_blocks, block)
+        run_block, carry, coeffs[1 + rest :].reshape(n_blocks, block, -1)
     )
     return carry[0], (g1, block_starts)
 
@@ -290,8 +323,8 @@ def _evolve_bwd(keep_states, res, g_bar):
     # backward-Euler first step
     r = solve_factorised(factorise_transposed(*euler_m), adj[0])
     euler_bar = _tridiagonal_cotangent(r, g1)
-    coeffs_bar = jnp.concatenate([jnp.sum(r * source)[None], coeffs_bar])
-    return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0] * r, coeffs_bar
+    coeffs_bar = jnp.concatenate([jnp.sum(r * source, axis=0)[None], coeffs_bar])
+    return euler_bar, (l_bar, d_bar, u_bar), s_bar + coeffs[0][None, :] * r, coeffs_bar
 
 
 def _blockwise_adjoint(bdf2_m, bdf2_t, adj, g1, block_starts, coeffs, source):
@@ -310,31 +343,39 @@ def _blockwise_adjoint(bdf2_m, bdf2_t, adj, g1, block_starts, coeffs, source):
     (adj, acc), cbar_blocks = jax.lax.scan(
         adjoint_block,
         (adj, (zeros, zeros, zeros, zeros)),
-        (block_starts, coeffs[1 + rest :].reshape(n_blocks, block)),
+        (block_starts, coeffs[1 + rest :].reshape(n_blocks, block, -1)),
         reverse=True,
     )
     _, rest_states = _bdf2_run(bdf2, (g1, zeros), coeffs[1 : 1 + rest], source)
     adj, acc_r, cbar_rest = _bdf2_adjoint(bdf2_t, adj, rest_states, coeffs[1 : 1 + rest], source)
     acc = tuple(a + b for a, b in zip(acc, acc_r))
-    return adj, acc, jnp.concatenate([cbar_rest, cbar_blocks.reshape(-1)])
+    return adj, acc, jnp.concatenate([cbar_rest, cbar_blocks.reshape(-1, coeffs.shape[1])])
 
 
 _evolve_linear.defvjp(_evolve_fwd, _evolve_bwd)
 
 
-def evolve(D, loss, model: TransportModel, adjoint=DiscreteAdjoint()):
-    """Unit-spectrum density today, (N_r, N_E) [Gyr], from G = 0 at t = 0.
+def evolve(D, loss, model: TransportModel, adjoint=DiscreteAdjoint(), history=None, source_fraction=None):
+    """Unit-spectrum density today, (N_r, N_cols) [Gyr], from G = 0 at t = 0, for N_cols
+    independent columns (energies, or energies of several points or populations).
 
     One backward-Euler step, then BDF2:
     (I - 2/3 dt L) G_{n+1} = 4/3 G_n - 1/3 G_{n-1} + 2/3 dt S f(t_{n+1}).
 
+    D (N_cols,) [kpc^2/Gyr]; loss (N_r, N_cols) [1/Gyr]; history f (N_t,) or one per column
+    (N_t, N_cols), default the model's with the paper's peak and shift; source_fraction S (N_r,)
+    or (N_r, N_cols), default the source sphere r_Q.
     adjoint: DiscreteAdjoint (default) or AutodiffAdjoint, how reverse mode runs.
     """
     dt = model.dt_Gyr
-    source = model.source_fraction[:, None] * jnp.ones_like(D)[None, :]
+    if history is None:
+        history = 1.0 + model.history_weight * (eq5_history(model.t_Gyr) - 1.0)
+    fraction = model.source_fraction if source_fraction is None else source_fraction
+    source = jnp.broadcast_to(fraction[:, None] if fraction.ndim == 1 else fraction, loss.shape)
+    f = jnp.broadcast_to(history[:, None] if history.ndim == 1 else history, (history.shape[0], loss.shape[1]))
     euler_m = implicit_matrix(D, loss, model, dt)
     bdf2_m = implicit_matrix(D, loss, model, 2.0 * dt / 3.0)
-    coeffs = jnp.concatenate([dt * model.history[:1], (2.0 / 3.0) * dt * model.history[1:]])
+    coeffs = jnp.concatenate([dt * f[:1], (2.0 / 3.0) * dt * f[1:]])
     if isinstance(adjoint, DiscreteAdjoint):
         return _evolve_linear(adjoint.keeps_every_state(source, coeffs.shape[0] - 1), euler_m, bdf2_m, source, coeffs)
     if isinstance(adjoint, AutodiffAdjoint):
@@ -345,7 +386,22 @@ def evolve(D, loss, model: TransportModel, adjoint=DiscreteAdjoint()):
 def unit_spectrum_density(params: CoronaParams, model: TransportModel, adjoint=DiscreteAdjoint()):
     """G(E, r) [Gyr], shape (N_E, N_r): the density today per unit source rate.
 
-    Depends on params only through D0 and the gas numbers.
+    Depends on params only through D0, the gas numbers and the history.
     """
     D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV)
-    return evolve(D, loss_rate_per_gyr(params, model), model, adjoint).T
+    return evolve(D, loss_rate_per_gyr(params, model), model, adjoint, source_history(params, model)).T
+
+
+def unit_spectrum_densities_with_burst(params: CoronaParams, model: TransportModel, adjoint=DiscreteAdjoint()):
+    """(G, G_burst) [Gyr], each (N_E, N_r): the main population and the Galactic-centre burst
+    (source r < BURST_RADIUS_KPC, history burst_history), in one solve of 2 N_E columns (the
+    transport is linear in the source, so each population is a unit solution of its own)."""
+    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV)
+    loss = loss_rate_per_gyr(params, model)
+    n_E = D.shape[0]
+    ones = jnp.ones(n_E)
+    fraction = jnp.concatenate([jnp.outer(model.source_fraction, ones), jnp.outer(model.burst_fraction, ones)], axis=1)
+    history = jnp.concatenate([jnp.outer(source_history(params, model), ones),
+                               jnp.outer(burst_history(params, model), ones)], axis=1)
+    G = evolve(jnp.concatenate([D, D]), jnp.concatenate([loss, loss], axis=1), model, adjoint, history, fraction).T
+    return G[:n_E], G[n_E:]

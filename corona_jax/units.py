@@ -29,3 +29,5 @@ K_BOLTZMANN_GEV_K = 8.617333262e-14  # Boltzmann constant [GeV/K] (CODATA 2018, 
 def cm2_s_to_kpc2_gyr(x_cm2_s):
     """Convert a diffusion coefficient from cm^2/s to kpc^2/Gyr."""
     return x_cm2_s * GYR_S / KPC_CM**2
+PROTON_MASS_G = 1.67262192369e-24  # proton mass [g] (CODATA 2018)
+M_SUN_G = 1.98841e33  # solar mass [g] (IAU 2015 nominal GM_sun / G, CODATA 2018 G)

@@ -11,6 +11,11 @@ Sections and keys (unknown ones are refused with one clear error):
            cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
            neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
            gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
+           neutrino_event ('KM3NeT-KM3-230213A' | 'none'), neutrino_event_mode ('bound' | 'measurement'),
+           gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement')
+[systematics] gas, hadronic, ebl, history, burst = true | false: each switches on a group of
+           nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS
+           (a prior of the same name in [priors] replaces the default)
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
            there plus noise with the real data's relative errors
 [sampler]  chains, warmup, samples, seed (>= 0), target_accept, max_tree_depth, checkpoint_every
@@ -28,10 +33,14 @@ from corona_jax import grids
 from corona_jax.errors import ConfigError
 from corona_jax.params import PARAMETER_RANGES, PRESETS
 
+from .systematics import RATIO_PARAMETER, REPARAMETERISED, SYSTEMATICS
 from .terms import DATA_SOURCES
 
-RATIO_PARAMETER = "log10_LCR_minus_log10_D0"
-PRIOR_RANGES = {**PARAMETER_RANGES, RATIO_PARAMETER: (-3.0, 24.0)}
+PRIOR_RANGES = {**PARAMETER_RANGES, **REPARAMETERISED}
+# a reparameterised site and the CoronaParams field it sets cannot both be free
+_SAME_FIELD = ((RATIO_PARAMETER, "log10_LCR_erg_s"), ("gas_outer_log10_scale", "n0_outer_cm3"),
+               ("gas_outer_slope", "beta_outer"), ("gas_inner_log10_scale", "n0_inner_cm3"),
+               ("burst_log10_energy_erg", "burst_energy_erg"))
 SAMPLER_INITS = ("optimum", "prior")
 
 
@@ -56,7 +65,8 @@ class Prior:
 class RunConfig:
     preset: str = "baseline"
     resolution: str = "coarse"
-    priors: dict = field(default_factory=dict)  # parameter -> Prior
+    priors: dict = field(default_factory=dict)  # parameter -> Prior (with the systematics' sites)
+    systematics: tuple = ()  # the groups of [systematics] switched on
     data: dict = field(default_factory=default_data)  # [data] key -> data sets or mode
     mock: dict = field(default_factory=dict)  # parameter -> value, plus 'seed'
     chains: int = 4
@@ -80,6 +90,7 @@ _SECTIONS = {
     "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
     "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init", "checkpoint_every"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
+    "systematics": set(SYSTEMATICS),
 }
 
 
@@ -182,10 +193,20 @@ def parse_config(text: str, source: str = "config") -> RunConfig:
     priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
     if not priors:
         raise ConfigError(f"{source}: [priors] must give at least one free parameter")
-    if RATIO_PARAMETER in priors and "log10_LCR_erg_s" in priors:
-        raise ConfigError(f"[priors] may give {RATIO_PARAMETER} or log10_LCR_erg_s, not both")
+    systematics = _table(raw.get("systematics", {}), "[systematics]")
+    _check_keys(systematics, _SECTIONS["systematics"], "systematics")
+    for group, on in systematics.items():
+        if not isinstance(on, bool):
+            raise ConfigError(f"[systematics] {group} must be true or false, got {on!r}")
+        if on:
+            for site, (kind, a, b) in SYSTEMATICS[group].items():
+                priors.setdefault(site, Prior(kind, a, b))
+    for site, field_name in _SAME_FIELD:
+        if site in priors and field_name in priors:
+            raise ConfigError(f"[priors] may give {site} or {field_name}, not both (the first sets the second)")
     values = parse_model_and_data(raw, source, priors)
     values["priors"] = priors
+    values["systematics"] = tuple(g for g, on in systematics.items() if on)
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
     for key in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):

@@ -19,7 +19,8 @@ from numpyro.distributions import biject_to, constraints
 
 from corona_jax.transport import AutodiffAdjoint
 
-from .model import Problem, Setup, constrain, free_parameter_names, log_density, site_distributions
+from .model import (Problem, Setup, constrain, free_parameter_names, log_density, predictions_and_derived,
+                    site_distributions)
 
 
 class Minimum(NamedTuple):
@@ -53,6 +54,7 @@ class FitResult(NamedTuple):
     profile: dict  # {'parameter', 'values', 'neg_log_density', 'others', 'at_edge'} or {}
     at_edge: dict  # name -> 'lower' | 'upper' for parameters that end on a prior edge
     intervals: dict  # name -> (low, high): 95 % one-sided interval of an edge parameter
+    derived: dict  # the derived sites (share_..., derived_...) at the best fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +143,10 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     profile = {}
     if cfg.profile:
         profile = profile_likelihood(setup, cfg.profile, objective, constrained, max_steps, progress)
-    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals)
+    _, derived = predictions_and_derived(setup, {k: np.atleast_1d(best[k]) for k in setup.config.priors})
+    derived = {k: v[0] for k, v in derived.items()}
+    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals,
+                     derived)
 
 
 def _bounds(distribution):

@@ -21,8 +21,9 @@ from corona_jax import forward
 from corona_jax.model import CoronaModel, build_model
 from corona_jax.params import CoronaParams, preset, validate_params
 
-from .config import RATIO_PARAMETER, RunConfig
-from .terms import DATA_SOURCES, pytree_dataclass, static_field
+from .config import RunConfig
+from .systematics import corona_params, derived_quantities, model_options, neutrino_references
+from .terms import DATA_SOURCES, GammaBands, NeutrinoSpectrum, pytree_dataclass, static_field
 
 
 @pytree_dataclass
@@ -45,6 +46,7 @@ class Problem(NamedTuple):
     terms: tuple  # of LikelihoodTerm
     priors: tuple  # of PriorSite
     base_params: CoronaParams  # values of the parameters without a prior
+    neutrino_reference: dict = None  # IceCube's flux at the share energies (systematics.neutrino_references)
 
 
 class Setup(NamedTuple):
@@ -62,37 +64,43 @@ class Setup(NamedTuple):
         return self.problem.model
 
 
-def build_terms(cfg: RunConfig):
+def build_terms(cfg: RunConfig, model: CoronaModel):
     """The likelihood terms of the configuration's [data] section, in registry order."""
     terms = []
     for key, source in DATA_SOURCES.items():
         mode = cfg.data.get(source.mode_key) if source.mode_key else None
-        terms += source.terms(cfg.data[key], mode, bool(cfg.mock))
+        terms += source.terms(cfg.data[key], mode, bool(cfg.mock), model)
     return tuple(terms)
 
 
 def build_setup(cfg: RunConfig) -> Setup:
+    """The Problem of a configuration: the model (with the alternative tables and the burst its free
+    sites need), the terms, the priors, the fixed values and the derived sites' references."""
     priors = tuple(PriorSite(p.a, p.b, name=name, kind=p.kind) for name, p in cfg.priors.items())
-    problem = Problem(build_model(resolution=cfg.resolution), build_terms(cfg), priors, preset(cfg.preset))
+    model = build_model(resolution=cfg.resolution, **model_options(cfg.priors))
+    terms = build_terms(cfg, model)
+    reference = next((neutrino_references(t.name) for t in terms if isinstance(t, NeutrinoSpectrum)), None)
+    problem = Problem(model, terms, priors, preset(cfg.preset), reference)
     setup = Setup(cfg, problem)
     if cfg.mock:
         setup = setup._replace(problem=problem._replace(terms=mock_terms(setup)))
     return setup
 
 
-def corona_params(base_params: CoronaParams, values: dict) -> CoronaParams:
-    """CoronaParams from the sampled values (the L_CR/D0 ratio, if sampled, turned into L_CR)."""
-    values = dict(values)
-    if RATIO_PARAMETER in values:
-        D0 = values.get("log10_D0_cm2_s", base_params.log10_D0_cm2_s)
-        values["log10_LCR_erg_s"] = values.pop(RATIO_PARAMETER) + D0
-    return base_params._replace(**values)
+def derived(problem: Problem, params: CoronaParams, pred) -> dict:
+    """The derived quantities (systematics.derived_quantities) of this problem's data."""
+    igrb = next((t for t in problem.terms if isinstance(t, GammaBands)), None)
+    return derived_quantities(pred, params, problem.model, problem.neutrino_reference, igrb)
 
 
 def corona_model(problem: Problem):
-    """NumPyro model: free corona parameters, then each term's nuisances and log-likelihood."""
+    """NumPyro model: free corona parameters, the derived sites (numpyro.deterministic), then each
+    term's nuisances and log-likelihood."""
     values = {p.name: numpyro.sample(p.name, p.distribution()) for p in problem.priors}
-    pred = forward.forward(corona_params(problem.base_params, values), problem.model)
+    params = corona_params(problem.base_params, values)
+    pred = forward.forward(params, problem.model)
+    for name, value in derived(problem, params, pred).items():
+        numpyro.deterministic(name, value)
     for term in problem.terms:
         nuisances = {name: numpyro.sample(name, d) for name, d in term.nuisance_priors().items()}
         numpyro.factor(f"log-likelihood {term.name}", term.log_likelihood(term.predict(pred, problem.model), nuisances))
@@ -145,22 +153,24 @@ class FlatPotential:
         return potential_energy(problem, dict(zip(self.names, x)))
 
 
-def predictive_values(setup: Setup, samples: dict, chunk=64):
-    """The model at every data point for each posterior sample: name -> (n_samples, n_points).
+def predictions_and_derived(setup: Setup, samples: dict, chunk=64):
+    """({term name: (n_samples, n_points)}, {derived site: (n_samples, ...)}) for posterior samples.
 
-    One jitted, vmapped forward pass over chunks of samples (recomputing inside NUTS with
-    numpyro.deterministic would run the forward model op by op).
+    One jitted, vmapped forward pass over chunks of samples (numpyro's MCMC keeps only the
+    sampled sites, so the derived ones are evaluated here, by the same function as in the model).
     """
     names = list(setup.config.priors)
     n = len(samples[names[0]])
     parts = [_predict_batch({k: jnp.asarray(samples[k][i:i + chunk]) for k in names}, setup.problem)
              for i in range(0, n, chunk)]
-    return {t.name: np.concatenate([np.asarray(p[t.name]) for p in parts]) for t in setup.terms}
+    predictive = {t.name: np.concatenate([np.asarray(p[0][t.name]) for p in parts]) for t in setup.terms}
+    return predictive, {k: np.concatenate([np.asarray(p[1][k]) for p in parts]) for k in parts[0][1]}
 
 
 def _predict(values, problem: Problem):
-    pred = forward.forward(corona_params(problem.base_params, values), problem.model)
-    return {t.name: t.predict(pred, problem.model) for t in problem.terms}
+    params = corona_params(problem.base_params, values)
+    pred = forward.forward(params, problem.model)
+    return {t.name: t.predict(pred, problem.model) for t in problem.terms}, derived(problem, params, pred)
 
 
 _predict_batch = jax.jit(jax.vmap(_predict, in_axes=(0, None)))

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 from scipy.ndimage import gaussian_filter
 
 from corona_jax.plots import save_figure
@@ -30,7 +30,26 @@ LABELS = {
     "igrb_log10_norm": rf"$\log_{{10}}\,\Phi_{{IGRB}}$(1 GeV) [{_PER_AREA}]",
     "igrb_index": r"$\gamma_{IGRB}$",
     "igrb_log10_cutoff_GeV": r"$\log_{10} E_{cut,IGRB}$ [GeV]",
+    "gas_outer_slope": r"outer gas slope $s$ ($n \propto r^{-s}$)",
+    "gas_outer_log10_scale": r"$\log_{10}$ outer gas / paper's",
+    "gas_inner_log10_scale": r"$\log_{10}$ inner gas / paper's",
+    "hadronic_mix": r"hadronic: AAfrag (0) $\to$ Kamae (1)",
+    "ebl_mix": r"EBL: Inoue (0) $\to$ Saldana-Lopez (1)",
+    "history_peak": r"history: peak $f$",
+    "history_shift_Gyr": r"history: shift [Gyr]",
+    "burst_log10_energy_erg": r"burst: $\log_{10} E_b$ [erg]",
+    "burst_alpha": r"burst: $\alpha_b$",
+    "burst_log10_Emax_GeV": r"burst: $\log_{10} E_{max,b}$ [GeV]",
+    "burst_age_Gyr": r"burst: age [Gyr]",
+    "share_icecube_100TeV": r"share of IceCube, 100 TeV",
+    "share_icecube_1PeV": r"share of IceCube, 1 PeV",
+    "derived_mw_over_other_nu_100TeV": r"Milky Way / other galaxies ($\nu$, 100 TeV)",
+    "derived_log10_LCR_erg_s": r"$\log_{10} L_{CR}$ [erg s$^{-1}$]",
+    "derived_log10_LCR_kinetic_erg_s": r"$\log_{10} L_{CR,kin}$ [erg s$^{-1}$]",
+    "derived_gas_mass_Msun": r"gas mass [M$_\odot$]",
 }
+CORNER_RASTER_MAX = 8  # a larger corner plot draws thinned vector points: matplotlib rasterises each panel
+# into a figure-sized canvas, which for 16 x 16 panels took 16 GB
 SCENARIO_STYLES = {"baseline": dict(marker="o", color="C3"), "fast-diffusion": dict(marker="s", color="C2"),
                    "hard": dict(marker="^", color="C1")}
 MODES = {"bound": "the model must not exceed the data", "measurement": "the model is the measured flux",
@@ -77,11 +96,13 @@ def _median_title(x):
     return rf"${mid:.{d}f}^{{+{hi - mid:.{d}f}}}_{{-{mid - lo:.{d}f}}}$"
 
 
-def corner_plot(idata, var_names, path):
+def corner_plot(idata, var_names, path, log10_names=()):
     """Pairwise posterior: samples with 68 / 95 % credible contours, marginal histograms with the median
     and 68 % interval; axes follow the posterior. The paper's scenarios are marked where defined; one
-    outside the plotted range sits on the frame with an arrow towards it. Writes PNG and PDF; returns path."""
+    outside the plotted range sits on the frame with an arrow towards it. Variables in log10_names
+    (positive, spanning decades: the shares) are shown as log10. Writes PNG and PDF; returns path."""
     samples = {name: idata.posterior[name].values.reshape(-1) for name in var_names}
+    samples = {k: np.log10(v) if k in log10_names else v for k, v in samples.items()}
     ranges = {name: _posterior_range(x) for name, x in samples.items()}
     n = len(var_names)
     size = max(2.4 * n, 6.0)
@@ -102,7 +123,7 @@ def corner_plot(idata, var_names, path):
                 ax.set_yticks([])
                 ax.set_title(_median_title(samples[xname]), fontsize=10)
             else:
-                _pair_panel(ax, samples[xname], samples[yname], ranges[xname], ranges[yname])
+                _pair_panel(ax, samples[xname], samples[yname], ranges[xname], ranges[yname], n <= CORNER_RASTER_MAX)
             for rank, (name, point) in enumerate(scenarios.items()):
                 if xname in point and (i == j or yname in point):
                     arrows |= _mark(ax, point[xname], None if i == j else point[yname], SCENARIO_STYLES[name], rank)
@@ -112,21 +133,28 @@ def corner_plot(idata, var_names, path):
             ax.ticklabel_format(useOffset=False, style="plain")
             ax.tick_params(labelsize=8)
             if i == n - 1:
-                ax.set_xlabel(LABELS.get(xname, xname))
+                ax.set_xlabel(_label(xname, log10_names))
                 ax.tick_params(axis="x", labelrotation=45)
             else:
                 ax.tick_params(labelbottom=False)
             if j == 0 and i > 0:
-                ax.set_ylabel(LABELS.get(yname, yname))
+                ax.set_ylabel(_label(yname, log10_names))
             elif i != j:
                 ax.tick_params(labelleft=False)
     fig.legend(handles=_corner_legend(scenarios, var_names, arrows), loc="outside upper center", ncols=2, fontsize=9)
     return save_figure(fig, path)
 
 
-def _pair_panel(ax, x, y, xrange, yrange):
-    """Samples as dots with the 68 % (solid) and 95 % (dashed) regions of the smoothed histogram."""
-    ax.plot(x, y, ".", color="0.55", ms=2, alpha=0.5, rasterized=True)
+def _label(name, log10_names):
+    label = LABELS.get(name, name)
+    return rf"$\log_{{10}}$ ({label})" if name in log10_names else label
+
+
+def _pair_panel(ax, x, y, xrange, yrange, rasterized=True):
+    """Samples as dots with the 68 % (solid) and 95 % (dashed) regions of the smoothed histogram
+    (not rasterised: at most 1000 evenly spaced samples as dots)."""
+    step = 1 if rasterized else max(1, x.size // 1000)
+    ax.plot(x[::step], y[::step], ".", color="0.55", ms=2, alpha=0.5, rasterized=rasterized)
     H, xe, ye = np.histogram2d(x, y, bins=20, range=[xrange, yrange])
     H = gaussian_filter(H, 1.5)
     levels = _credible_levels(H)
@@ -150,6 +178,30 @@ def _corner_legend(scenarios, var_names, arrows):
                               label="arrow to a marker on the frame: paper scenario\n"
                                     "outside the plotted range, in that direction"))
     return handles
+
+
+def marginals_plot(idata, var_names, priors, path, columns=4):
+    """One panel per parameter: the posterior's histogram against its prior's range (uniform priors
+    shaded), with the median and the 68 % interval. Writes PNG and PDF; returns path."""
+    columns = min(columns, len(var_names))
+    rows = -(-len(var_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.7 * rows), squeeze=False, layout="constrained")
+    for ax, name in zip(axes.flat, var_names):
+        x = idata.posterior[name].values.reshape(-1)
+        prior = priors.get(name)
+        span = (prior.a, prior.b) if prior is not None and prior.kind == "uniform" else _posterior_range(x)
+        ax.hist(x, bins=30, range=span, density=True, histtype="stepfilled", color="C0", alpha=0.6)
+        if prior is not None and prior.kind == "uniform":
+            ax.axhline(1.0 / (prior.b - prior.a), color="0.3", ls=":", label="prior")
+        for q in np.percentile(x, [16, 50, 84]):
+            ax.axvline(q, color="C0", ls="--", lw=1)
+        ax.set_xlim(span)
+        ax.set_yticks([])
+        ax.set_xlabel(LABELS.get(name, name), fontsize=9)
+        ax.set_title(_median_title(x), fontsize=10)
+    for ax in axes.flat[len(var_names):]:
+        ax.set_visible(False)
+    return save_figure(fig, path)
 
 
 def predictive_plot(idata, setup, path, columns=3):
@@ -177,9 +229,15 @@ def _predictive_panel(ax, draws, term):
     lo95, lo68, mid, hi68, hi95 = np.percentile(draws, [2.5, 16, 50, 84, 97.5], axis=0)
     x = term.E_GeV
     scale = x**term.energy_power
-    ax.fill_between(x, scale * lo95, scale * hi95, color="C0", alpha=0.2, lw=0, label="model: 95 % band")
-    ax.fill_between(x, scale * lo68, scale * hi68, color="C0", alpha=0.4, lw=0, label="model: 68 % band")
-    ax.plot(x, scale * mid, "C0-", label="model: median")
+    if x.size == 1:  # one point (one event): the bands as bars beside it
+        ax.vlines(x * 1.15, scale * lo95, scale * hi95, color="C0", alpha=0.3, lw=8, label="model: 95 % band")
+        ax.vlines(x * 1.15, scale * lo68, scale * hi68, color="C0", alpha=0.6, lw=8, label="model: 68 % band")
+        ax.plot(x * 1.15, scale * mid, "C0_", ms=14, label="model: median")
+        ax.set_xlim(x[0] / 3, x[0] * 3)
+    else:
+        ax.fill_between(x, scale * lo95, scale * hi95, color="C0", alpha=0.2, lw=0, label="model: 95 % band")
+        ax.fill_between(x, scale * lo68, scale * hi68, color="C0", alpha=0.4, lw=0, label="model: 68 % band")
+        ax.plot(x, scale * mid, "C0-", label="model: median")
     meas = ~np.asarray(term.is_upper_limit)
     ax.errorbar(x[meas], scale[meas] * term.value[meas],
                 yerr=[scale[meas] * term.err_lo[meas], scale[meas] * term.err_hi[meas]], fmt="k.", label="data (±1σ)")
@@ -187,8 +245,13 @@ def _predictive_panel(ax, draws, term):
         ax.plot(x[~meas], scale[~meas] * term.value[~meas], "kv", label="data: upper limit")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # narrow ranges would label the minor ticks
     shown = np.concatenate([scale * mid, scale * term.value])
-    ax.set_ylim(bottom=max(np.min(scale * lo95), shown[shown > 0].min() * 1e-3))
+    bottom = max(np.min(scale * lo95), shown[shown > 0].min() * 1e-3)
+    ax.set_ylim(bottom=bottom)
+    if np.max(scale * hi95) < bottom:  # the whole band lies far below the data
+        ax.text(0.5, 0.1, f"model below this axis:\n95 % band up to {np.max(scale * hi95):.1e}",
+                transform=ax.transAxes, ha="center", fontsize=8, color="C0")
     ax.set_xlabel(term.x_label)
     ax.set_ylabel(term.y_label, fontsize=9)
     mode = MODES.get(getattr(term, "mode", None))

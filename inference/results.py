@@ -25,6 +25,13 @@ def parameter_units(name: str) -> str:
     return f"log10({unit})" if name.startswith("log10_") else unit
 
 
+def derived_units(name: str) -> str:
+    """Units of a derived site: shares and ratios are 1, the rest end in their units."""
+    if name.startswith("share_") or "_over_" in name:
+        return "1"
+    return "M_sun" if name.endswith("_Msun") else parameter_units(name.removeprefix("derived_"))
+
+
 def _column(group, name, data, units, description):
     d = group.create_dataset(name, data=np.asarray(data))
     d.attrs["units"] = units
@@ -54,6 +61,9 @@ def write_fit(path, result, setup):
                 _column(g, f"{name}_interval_95", result.intervals[name], parameter_units(name),
                         "95 % one-sided interval (the best fit sits on a prior edge)")
         _column(g, "neg_log_density", result.neg_log_density, "1", "-log joint density at the best fit")
+        d = f.create_group("derived")
+        for name, value in result.derived.items():
+            _column(d, name, value, derived_units(name), "derived quantity at the best fit (inference.systematics)")
         cov = f.create_dataset("laplace_covariance", data=result.covariance)
         cov.attrs["axes"] = "(parameters, parameters), in the order of the root attribute 'parameters'"
         cov.attrs["units"] = "product of the two parameters' units"
@@ -76,6 +86,23 @@ def write_fit(path, result, setup):
             p.create_dataset("cut_by_prior_edge", data=np.array(prof["at_edge"], dtype=h5py.string_dtype())).attrs[
                 "description"] = "other parameters on a prior edge at each point (comma-separated; empty: none)"
     return os.path.abspath(path)
+
+
+def derived_limits(idata):
+    """Median, 68 % interval and 95 % upper limit of every derived site of a posterior (share_* and
+    derived_*; a vector site such as share_igrb gives one row per element), as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = {}
+    for name, values in idata.posterior.data_vars.items():
+        if not name.startswith(("share_", "derived_")):
+            continue
+        x = np.asarray(values).reshape(values.shape[0] * values.shape[1], -1)
+        for i in range(x.shape[1]):
+            q = np.quantile(x[:, i], [0.16, 0.5, 0.84, 0.95])
+            rows[name if x.shape[1] == 1 else f"{name}[{i}]"] = dict(
+                units=derived_units(name), median=q[1], q16=q[0], q84=q[2], upper_limit_95=q[3])
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def summary_table(idata, var_names):

@@ -15,7 +15,7 @@ from numpyro.infer import MCMC, NUTS
 from corona_jax.errors import ConfigError
 
 from .fit import lbfgs
-from .model import FlatPotential, Setup, constrain, corona_model, free_parameter_names, predictive_values
+from .model import FlatPotential, Setup, constrain, corona_model, free_parameter_names, predictions_and_derived
 
 
 def use_host_devices(chains: int) -> int:
@@ -218,7 +218,9 @@ def to_inference_data(posterior_samples: Posterior, setup: Setup):
     posterior = {n: np.asarray(samples[n]) for n in names if n in samples}
     flat = {k: np.asarray(v).reshape(-1) for k, v in posterior.items()}
     shape = next(iter(posterior.values())).shape  # (chains, draws)
-    predictive = {k: v.reshape(*shape, -1) for k, v in predictive_values(setup, flat).items()}
+    predicted, derived = predictions_and_derived(setup, flat)
+    predictive = {k: v.reshape(*shape, -1) for k, v in predicted.items()}
+    posterior.update({k: v.reshape(*shape, *v.shape[1:]) for k, v in derived.items()})
     stats = {"n_steps": posterior_samples.num_steps, "diverging": posterior_samples.diverging}
     observed = {o.name: o.value for o in setup.terms}
     constant = {}

@@ -153,7 +153,7 @@ class Shares:
         foreground = run.data["gamma_foreground"] if run.data["gamma_foreground"] != "none" else "A"
         E = np.array(NEUTRINO_SHARE_E_GeV)
         bands = observations.load_gamma_bands(foreground)
-        return cls(E, np.array([observations.segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False)[0],
+        return cls(E, np.array([observations.segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False, None)[0],
                    bands.E_lo_GeV, bands.E_hi_GeV)
 
     def __call__(self, pred, model):
@@ -191,7 +191,7 @@ def default_solves_per_chunk(model) -> int:
     if not stats or "bytes_limit" not in stats:
         return CPU_SOLVES_PER_CHUNK
     n_r, n_E = model.transport.centres_kpc.size, model.transport.E_GeV.size
-    n_s, n_p = model.milky_way.emission_gamma.shape
+    n_s, n_p = model.milky_way.emission_gamma.shape[-2:]
     per_solve = 8 * (12 * n_r * n_E + 8 * n_s * n_p + 2 * n_p * n_r)
     return int(max(1, min(4096, 0.25 * stats["bytes_limit"] // per_solve)))
 

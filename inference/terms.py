@@ -18,6 +18,16 @@ Which flux is compared with which data:
   each band, against the band intensities shifted by one correlated foreground nuisance
   eta ~ N(0, 1) (eta > 0 moves every band up by eta * fgsyst_hi, eta < 0 down by |eta| * fgsyst_lo).
 
+* KM3NeT KM3-230213A (one event): the per-flavour all-sky mean averaged as E^2 dN/dE over ln E
+  across the event's 90 % energy range (an E^-2-equivalent flux, as KM3NeT quotes it, for an
+  exposure equal per ln E); expected events mu = model / quoted flux (whose expectation is the
+  one event seen); 'measurement': Poisson log mu - mu, 'bound': only mu > 1 penalised,
+  log mu - mu + 1 (the Poisson likelihood ratio against mu = 1);
+* LHAASO-KM2A diffuse gamma rays: the sky I(psi) of the Milky Way averaged over the region's
+  footprint (sky.region_average_weights) plus the isotropic other galaxies. The Galactic disk's
+  own emission is not modelled, so these are bounds (default mode 'bound'); the data's source
+  masks are not reproduced (the corona is smooth on their scale).
+
 Modes: 'bound' = one-sided (the corona must not exceed the data), 'measurement' = the corona
 is the whole measured flux (split normal), 'component' = data = corona + a free nuisance
 spectrum (IceCube: a power law; Fermi: a power law with an exponential cut-off).
@@ -32,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from corona_jax import observations
+from corona_jax import observations, sky
 from corona_jax.errors import ConfigError
 from corona_jax.forward import NEUTRINO_FLAVOURS, Prediction
 from corona_jax.model import CoronaModel
@@ -209,6 +219,62 @@ class GammaBands(LikelihoodTerm):
         return dataclasses.replace(super().mocked(predicted, rng), fgsyst_lo=zero, fgsyst_hi=zero)
 
 
+@pytree_dataclass
+class NeutrinoEvent(LikelihoodTerm):
+    """A one-event flux estimate (KM3-230213A) against the corona's E^-2-equivalent per-flavour flux
+    over the event's energy range; Poisson in the expected number of events (module docstring)."""
+
+    E_GeV: np.ndarray  # (1,) the quoted energy
+    value: np.ndarray  # (1,) per-flavour dN/dE at E_GeV of the E^-2 estimate
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray
+    log_E_nodes: np.ndarray  # (1, 8) Gauss-Legendre nodes in ln E over the energy range
+    log_E_weights: np.ndarray  # (1, 8) their weights / the range's width in ln E
+    name: str = static_field()
+    mode: str = static_field()  # 'bound' or 'measurement'
+
+    energy_power: ClassVar[int] = 2
+
+    def predict(self, prediction, model):
+        mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
+        E = jnp.exp(self.log_E_nodes)
+        E2_flux = E**2 * loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, E)
+        return jnp.sum(self.log_E_weights * E2_flux, axis=1) / self.E_GeV**2
+
+    def log_likelihood(self, predicted, nuisances):
+        mu = predicted / self.value
+        if self.mode == "bound":
+            return jnp.sum(jnp.where(mu > 1.0, safe_log(mu) - mu + 1.0, 0.0))
+        return jnp.sum(safe_log(mu) - mu)
+
+    def mocked(self, predicted, rng):
+        """The event is the mock's expectation (one event cannot be redrawn as a Gaussian)."""
+        return dataclasses.replace(self, value=np.asarray(predicted))
+
+
+@pytree_dataclass
+class GammaRegion(LikelihoodTerm):
+    """Diffuse gamma rays averaged over a sky region (LHAASO-KM2A) against the corona's sky averaged
+    over the same footprint plus the other galaxies; 'bound' (default) or 'measurement'."""
+
+    E_GeV: np.ndarray
+    value: np.ndarray  # dN/dE [GeV^-1 cm^-2 s^-1 sr^-1], region average
+    err_lo: np.ndarray
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray
+    psi_weights: np.ndarray  # (N_psi,) sky.region_average_weights on the model's psi nodes
+    name: str = static_field()
+    mode: str = static_field()
+
+    def predict(self, prediction, model):
+        region = self.psi_weights @ prediction.milky_way.gamma + prediction.extragalactic.gamma
+        return loglog_interp(model.milky_way.E_secondary_GeV, region, self.E_GeV)
+
+    def log_likelihood(self, predicted, nuisances):
+        return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, self.mode)
+
+
 def _spectrum_arrays(d: observations.SpectralData):
     """(E_GeV total, value, err_lo, err_hi, is_upper_limit) of a spectrum; upper-limit rows carry no errors."""
     E = d.E_GeV + (PROTON_MASS_GEV if d.energy_kind == "kinetic" else 0.0)
@@ -217,7 +283,7 @@ def _spectrum_arrays(d: observations.SpectralData):
     return dict(E_GeV=E, value=d.flux_per_GeV_cm2_s_sr, err_lo=err_lo, err_hi=err_hi, is_upper_limit=d.is_upper_limit)
 
 
-def cosmic_ray_terms(names, mode, mock):
+def cosmic_ray_terms(names, mode, mock, model):
     terms = []
     for n in names:
         d = observations.load_cosmic_ray_dataset(n)
@@ -227,11 +293,28 @@ def cosmic_ray_terms(names, mode, mock):
     return terms
 
 
-def neutrino_terms(name, mode, mock):
+def neutrino_terms(name, mode, mock, model):
     return [NeutrinoSpectrum(**_spectrum_arrays(observations.load_neutrino_dataset(name)), name=name, mode=mode)]
 
 
-def gamma_band_terms(model_name, mode, mock):
+def neutrino_event_terms(name, mode, mock, model):
+    d = observations.load_neutrino_event(name)
+    a, b = np.log(d.extra["E_lo_GeV"])[:, None], np.log(d.extra["E_hi_GeV"])[:, None]
+    nodes = 0.5 * (b - a) * _BAND_NODES[None, :] + 0.5 * (a + b)
+    weights = 0.5 * np.broadcast_to(_BAND_WEIGHTS[None, :], nodes.shape)  # sum = 1: a mean over ln E
+    return [NeutrinoEvent(**_spectrum_arrays(d), log_E_nodes=nodes, log_E_weights=weights, name=name, mode=mode)]
+
+
+def gamma_region_terms(names, mode, mock, model):
+    terms = []
+    for n in names:
+        d, l_range, b_max = observations.load_gamma_region(n)
+        weights = sky.region_average_weights(np.asarray(model.milky_way.psi_rad), l_range, b_max)
+        terms.append(GammaRegion(**_spectrum_arrays(d), psi_weights=weights, name=n, mode=mode))
+    return terms
+
+
+def gamma_band_terms(model_name, mode, mock, model):
     b = observations.load_gamma_bands(model_name)
     nodes, weights = band_quadrature(b.E_lo_GeV, b.E_hi_GeV)
     return [GammaBands(np.sqrt(b.E_lo_GeV * b.E_hi_GeV), b.intensity_per_cm2_s_sr, b.err_lo, b.err_hi,
@@ -242,8 +325,9 @@ def gamma_band_terms(model_name, mode, mock):
 class DataSource:
     """One key of the [data] section: the data sets it may name, its modes, and its terms.
 
-    build(value, mode, mock) -> list of terms; value is a list of names when `many`, else one
-    name or 'none' (no term). mode_key names the key of its likelihood mode (None: no modes).
+    build(value, mode, mock, model) -> list of terms (model: the CoronaModel they are compared
+    with); value is a list of names when `many`, else one name or 'none' (no term). mode_key
+    names the key of its likelihood mode (None: no modes).
     """
 
     choices: tuple
@@ -275,8 +359,8 @@ class DataSource:
         """Whether value names at least one data set."""
         return bool(value) if self.many else value != "none"
 
-    def terms(self, value, mode, mock):
-        return self.build(value, mode, mock) if self.selects(value) else []
+    def terms(self, value, mode, mock, model):
+        return self.build(value, mode, mock, model) if self.selects(value) else []
 
 
 DATA_SOURCES = {
@@ -289,4 +373,10 @@ DATA_SOURCES = {
     "gamma_foreground": DataSource(observations.FOREGROUND_MODELS, "A", gamma_band_terms,
                                    "Fermi-LAT foreground model", mode_key="gamma_mode",
                                    modes=("bound", "component", "measurement"), default_mode="bound"),
+    "neutrino_event": DataSource(tuple(observations.NEUTRINO_EVENT_DATASETS), "none", neutrino_event_terms,
+                                 "neutrino event", mode_key="neutrino_event_mode",
+                                 modes=("bound", "measurement"), default_mode="bound"),
+    "gamma_regions": DataSource(tuple(observations.GAMMA_REGION_DATASETS), (), gamma_region_terms,
+                                "gamma-ray region data set", many=True, mode_key="gamma_region_mode",
+                                modes=("bound", "measurement"), default_mode="bound"),
 }

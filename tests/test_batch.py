@@ -79,9 +79,9 @@ def test_one_solve_for_points_sharing_transport(coarse_forward_model, monkeypatc
     calls = []
     evolve = transport.evolve
 
-    def counting(D, loss, model, adjoint):
+    def counting(D, loss, model, *args):
         jax.debug.callback(lambda: calls.append(D.shape[0] // model.E_GeV.shape[0]))
-        return evolve(D, loss, model, adjoint)
+        return evolve(D, loss, model, *args)
 
     monkeypatch.setattr(transport, "evolve", counting)
     base = params.preset("baseline")

@@ -251,7 +251,7 @@ def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch)
         def log_likelihood(self, predicted, nuisances):
             return -0.5 * jnp.sum(((nuisances["toy_scale"] * predicted - self.value) / self.err_hi) ** 2)
 
-    def build(name, mode, mock):
+    def build(name, mode, mock, model):
         one = np.ones(1)
         return [Toy(10.0 * one, 1e-8 * one, 2e-9 * one, 2e-9 * one, np.zeros(1, bool), name=f"toy-{name}")]
 

@@ -177,9 +177,9 @@ def fake_inference():
     pytest.importorskip("numpyro")
     from corona_jax.inference import terms
 
-    setup = types.SimpleNamespace(terms=(terms.cosmic_ray_terms(["AMS02", "KASCADE2011"], "measurement", False)
-                                         + terms.neutrino_terms("IceCube-HESE-7.5yr", "bound", False)
-                                         + terms.gamma_band_terms("A", "bound", False)))
+    setup = types.SimpleNamespace(terms=(terms.cosmic_ray_terms(["AMS02", "KASCADE2011"], "measurement", False, None)
+                                         + terms.neutrino_terms("IceCube-HESE-7.5yr", "bound", False, None)
+                                         + terms.gamma_band_terms("A", "bound", False, None)))
     rng = np.random.default_rng(0)
     shape = (2, 150)
     D0 = 30.25 + 0.08 * rng.standard_normal(shape)
@@ -229,3 +229,32 @@ def test_predictive_plot_is_a_readable_grid(fake_inference, drawn, tmp_path):
     for ax in panels:
         assert "[GeV]" in ax.get_xlabel() and "cm$^{-2}$ s$^{-1}$ sr$^{-1}$]" in ax.get_ylabel()
         assert min(t.get_fontsize() for t in ax.get_xticklabels() + [ax.xaxis.label, ax.yaxis.label]) >= 8
+
+
+def test_nuisance_marginals_span_their_priors(fake_inference, drawn, tmp_path):
+    from corona_jax.inference import config
+    from corona_jax.inference import plots as inference_plots
+
+    idata, _ = fake_inference
+    priors = {"log10_Emax_GeV": config.Prior("uniform", 6.0, 9.5), "fermi_foreground_eta": config.Prior("normal", 0, 1)}
+    _check_written(inference_plots.marginals_plot(idata, list(priors), priors, str(tmp_path / "nuisances.png")))
+    (fig,) = drawn
+    uniform, normal = [ax for ax in fig.axes if ax.get_visible()]
+    assert uniform.get_xlim() == (6.0, 9.5)  # a uniform prior's range, its density drawn
+    assert any(line.get_label() == "prior" for line in uniform.get_lines())
+    eta = idata.posterior["fermi_foreground_eta"].values
+    assert normal.get_xlim()[0] <= eta.min() and eta.max() <= normal.get_xlim()[1]
+
+
+def test_corner_plot_shows_shares_in_log10(fake_inference, drawn, tmp_path):
+    from corona_jax.inference import plots as inference_plots
+
+    idata, _ = fake_inference
+    idata = idata.copy()
+    idata.posterior["share_icecube_100TeV"] = 10.0 ** (-3 + 100 * (idata.posterior["alpha"] - 2.443))
+    names = ["alpha", "share_icecube_100TeV"]
+    inference_plots.corner_plot(idata, names, str(tmp_path / "c.png"), log10_names=["share_icecube_100TeV"])
+    (fig,) = drawn
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert axes[1, 1].get_xlabel().startswith(r"$\log_{10}$")
+    assert axes[1, 1].get_xlim()[0] < -3 < axes[1, 1].get_xlim()[1]
