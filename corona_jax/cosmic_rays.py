@@ -88,8 +88,8 @@ def burst_amplitude(params: CoronaParams, model: TransportModel):
 
 def burst_injected_per_GeV_cm3_gyr(params: CoronaParams, model: TransportModel, E_GeV):
     """The burst's A_b (E/GeV)^-alpha_b exp(-E/E_max,b) x (s per Gyr): j_b = this x G_b [Gyr]."""
-    shape = jnp.exp(-params.burst_alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.burst_log10_Emax_GeV))
-    return burst_amplitude(params, model) * (shape * GYR_S)
+    burst = params._replace(alpha=params.burst_alpha, log10_Emax_GeV=params.burst_log10_Emax_GeV)
+    return burst_amplitude(params, model) * (jnp.exp(log_spectrum_shape(burst, E_GeV)) * GYR_S)
 
 
 def proton_density(params: CoronaParams, model: TransportModel, E_GeV, G_Gyr, G_burst_Gyr=None):

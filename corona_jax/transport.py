@@ -95,7 +95,11 @@ def eq5_history(t_Gyr, peak=3.0, shift_Gyr=0.0):
 def source_history(params: CoronaParams, model: "TransportModel"):
     """f(t) at the end of each step: eq5_history with params.history_peak and history_shift_Gyr
     for the paper's history, 1 for a constant source (model.history_weight 1 or 0)."""
-    return 1.0 + model.history_weight * (eq5_history(model.t_Gyr, params.history_peak, params.history_shift_Gyr) - 1.0)
+    return _model_history(model, params.history_peak, params.history_shift_Gyr)
+
+
+def _model_history(model: "TransportModel", peak=3.0, shift_Gyr=0.0):
+    return 1.0 + model.history_weight * (eq5_history(model.t_Gyr, peak, shift_Gyr) - 1.0)
 
 
 BURST_RADIUS_KPC = 1.0  # the Galactic-centre burst fills r < 1 kpc
@@ -369,7 +373,7 @@ def evolve(D, loss, model: TransportModel, adjoint=DiscreteAdjoint(), history=No
     """
     dt = model.dt_Gyr
     if history is None:
-        history = 1.0 + model.history_weight * (eq5_history(model.t_Gyr) - 1.0)
+        history = _model_history(model)
     fraction = model.source_fraction if source_fraction is None else source_fraction
     source = jnp.broadcast_to(fraction[:, None] if fraction.ndim == 1 else fraction, loss.shape)
     f = jnp.broadcast_to(history[:, None] if history.ndim == 1 else history, (history.shape[0], loss.shape[1]))
