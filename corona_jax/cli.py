@@ -278,6 +278,104 @@ def cmd_sweep(args):
     return 0
 
 
+def cmd_calibrate(args):
+    from . import output
+
+    try:
+        from .inference import calibrate, sample
+    except ImportError as exc:
+        raise CoronaError(f"calibrate needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    cfg = calibrate.load_calibrate_config(args.config)
+    out = output_path(args.out)
+    table_path = output_path(os.path.splitext(out)[0] + "_summary.csv")
+    if args.plot:
+        output.check_plot_dir(args.plot)
+    cores = len(os.sched_getaffinity(0))
+    devices = sample.use_host_devices(max(cfg.run.chains, cores) if cfg.method == "nuts" else cores)
+    cal = calibrate.prepare(cfg)
+    import jax
+
+    print(f"calibrate: {cfg.draws} simulations of {', '.join(cal.parameters)} ({cfg.method}, "
+          f"{cfg.posterior_draws} posterior draws each, {cfg.run.resolution} resolution) on {devices} "
+          f"{jax.local_devices()[0].platform} device(s)")
+    t0 = time.perf_counter()
+    calibrate.run_calibration(cal, out, progress=not args.no_progress)
+    print(f"done in {time.perf_counter() - t0:.0f} s; wrote {out}")
+    summary = calibrate.summarise(out)
+    table = calibrate.summary_table(summary)
+    print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    if summary.failed:
+        _warn(f"{summary.failed} of {summary.done} simulations had no positive-definite Hessian at the "
+              "posterior mode and have no ranks")
+    if summary.unconverged:
+        _warn(f"{summary.unconverged} of {summary.done} simulations had an L-BFGS minimisation stopped at "
+              f"[calibrate] max_steps = {cfg.max_steps}")
+    with output.atomic_write(table_path, ".csv.tmp") as tmp:
+        table.to_csv(tmp)
+    print(f"wrote {table_path}")
+    if args.plot:
+        os.makedirs(args.plot, exist_ok=True)
+        from .inference import plots
+
+        print(f"wrote {plots.rank_histograms(summary, os.path.join(args.plot, 'sbc_ranks.png'))}")
+    return 0
+
+
+def cmd_evidence(args):
+    from . import output
+
+    try:
+        from .inference import evidence, model
+    except ImportError as exc:
+        raise CoronaError(f"evidence needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    configs = [evidence.load_evidence_config(path) for path in args.config]
+    out = output_path(args.out)
+    results = []
+    for path, cfg in zip(args.config, configs):
+        setup = model.build_setup(cfg.run)
+        print(f"nested sampling (jaxns) of {path}: {len(model.free_parameter_names(setup))} free sites ...")
+        t0 = time.perf_counter()
+        result = evidence.corona_evidence(setup, cfg)
+        print(f"  ln Z = {result.log_Z:.3f} +- {result.error:.3f} ({result.likelihood_evaluations} likelihood "
+              f"evaluations, {time.perf_counter() - t0:.0f} s)")
+        if result.max_samples_reached:
+            _warn(f"{path}: stopped at [evidence] max_samples = {cfg.max_samples} before the remaining evidence was "
+                  "negligible; ln Z is too low: raise max_samples")
+        results.append(result)
+    table = evidence.evidence_table(args.config, results)
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    with output.atomic_write(out, ".csv.tmp") as tmp:
+        table.to_csv(tmp)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_forecast(args):
+    from . import output
+
+    try:
+        from .inference import forecast
+    except ImportError as exc:
+        raise CoronaError(f"forecast needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    cfg = forecast.load_forecast_config(args.config)
+    out = output_path(args.out)
+    if args.plot:
+        output.check_plot_dir(args.plot)
+    print(f"Fisher matrices at {', '.join(f'{k} = {v:g}' for k, v in cfg.fiducial.items())} ...")
+    result = forecast.run_forecast(cfg)
+    table = forecast.forecast_table(result)
+    print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    with output.atomic_write(out, ".csv.tmp") as tmp:
+        table.to_csv(tmp)
+    print(f"wrote {out}")
+    if args.plot:
+        os.makedirs(args.plot, exist_ok=True)
+        from .inference import plots
+
+        print(f"wrote {plots.forecast_plot(result, os.path.join(args.plot, 'forecast.png'))}")
+    return 0
+
+
 def systematic_sites():
     """The sites of inference.systematics.SYSTEMATICS (shown apart from the corner plot)."""
     from .inference.systematics import SYSTEMATICS
@@ -437,6 +535,35 @@ def build_parser():
     p.add_argument("--num-processes", type=int, help="number of processes; or CORONA_JAX_NUM_PROCESSES")
     p.add_argument("--process-id", type=int, help="this process's index; or CORONA_JAX_PROCESS_ID")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("calibrate", help="simulation-based calibration and coverage on mocks drawn from the priors",
+                       description="Draw parameters from the priors of a TOML configuration with a [calibrate] "
+                                   "section, mock its data with their errors, infer each mock (Laplace or NUTS) and "
+                                   "write the ranks of the truths and the profile-likelihood statistics to HDF5, "
+                                   "with the rank tests and coverage in a CSV beside it. Run the same command again "
+                                   "to resume.")
+    p.add_argument("--config", required=True, help="TOML calibrate configuration (see configs/calibrate-quick.toml)")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--plot", metavar="DIR", help="write the rank histograms into DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("evidence", help="Bayesian evidence by nested sampling (jaxns) and Bayes factors",
+                       description="Compute ln Z of each TOML run configuration (optional [evidence] section) by "
+                                   "nested sampling, and the Bayes factor of each over the first; write a CSV.")
+    p.add_argument("--config", required=True, action="append",
+                   help="TOML run configuration; give it twice or more for Bayes factors against the first")
+    p.add_argument("--out", required=True, help="output CSV file")
+    p.set_defaults(func=cmd_evidence)
+
+    p = sub.add_parser("forecast", help="Fisher forecasts for future experiments (IceCube-Gen2, LHAASO-, SWGO-like)",
+                       description="Fisher matrices (exact autodiff Hessians) of today's data and of each "
+                                   "[[forecast.experiment]] at the [forecast] fiducial: each parameter's forecast "
+                                   "error and the expected 95 % upper limit of the corona's share of IceCube.")
+    p.add_argument("--config", required=True, help="TOML forecast configuration (see configs/forecast.toml)")
+    p.add_argument("--out", required=True, help="output CSV file")
+    p.add_argument("--plot", metavar="DIR", help="write the forecast errors as a plot into DIR")
+    p.set_defaults(func=cmd_forecast)
     return parser
 
 
@@ -462,7 +589,8 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         hint = {"sample": "; continue with: corona-jax sample ... --resume",
-                "sweep": "; run the same command again to continue the sweep"}.get(args.command, "")
+                "sweep": "; run the same command again to continue the sweep",
+                "calibrate": "; run the same command again to continue the calibration"}.get(args.command, "")
         print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
               file=sys.stderr)
         return 130

@@ -10,7 +10,8 @@ Sections and keys (unknown ones are refused with one clear error):
 [data]     one key per entry of inference.terms.DATA_SOURCES, and its mode key:
            cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
            neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
-           gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (same modes as neutrinos)
+           gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (the modes of neutrinos, or
+           'power_law': the IGRB as a cut-off power law alone, without the corona)
            neutrino_event ('KM3NeT-KM3-230213A' | 'none'), neutrino_event_mode ('bound' | 'measurement'),
            gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement')
 [systematics] gas, hadronic, ebl, history, burst = true | false: each switches on a group of
@@ -189,7 +190,11 @@ def parse_model_and_data(raw: dict, source: str, free_parameters=()) -> dict:
 
 def parse_config(text: str, source: str = "config") -> RunConfig:
     """Parse and check a TOML run configuration; ConfigError names the first problem."""
-    raw = read_toml(text, source, _SECTIONS)
+    return parse_run_sections(read_toml(text, source, _SECTIONS), source)
+
+
+def parse_run_sections(raw: dict, source: str) -> RunConfig:
+    """The RunConfig of a TOML document's run sections (read_toml's dict)."""
     priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
     if not priors:
         raise ConfigError(f"{source}: [priors] must give at least one free parameter")

@@ -111,6 +111,40 @@ def lbfgs(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -> M
     return Minimum(x, float(_evaluate(objective, x, args)), i + 1, converged, float(jnp.max(jnp.abs(grad))))
 
 
+class TracedMinimum(NamedTuple):
+    """Where `minimise` stopped (arrays, so it can be vmapped)."""
+
+    x: jax.Array
+    value: jax.Array
+    steps: jax.Array
+    converged: jax.Array  # the same criteria as lbfgs
+
+
+def minimise(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -> TracedMinimum:
+    """lbfgs as a traced jax.lax.while_loop: the same optax L-BFGS and stopping rules, but
+    jit- and vmap-able, so that many problems (calibrate's mocks) are minimised in one
+    program, sharded over the devices."""
+    solver = optax.lbfgs()
+    f = lambda y: objective(y, *args)  # noqa: E731
+    value_and_grad = optax.value_and_grad_from_state(f)
+
+    def step(carry):
+        x, state, k, previous, quiet, _ = carry
+        value, grad = value_and_grad(x, state=state)
+        updates, state = solver.update(grad, state, x, value=value, grad=grad, value_fn=f)
+        quiet = jnp.where(jnp.abs(previous - value) <= rtol * (1 + jnp.abs(value)), quiet + 1, 0)
+        return optax.apply_updates(x, updates), state, k + 1, value, quiet, jnp.max(jnp.abs(grad))
+
+    def going(carry):
+        _, _, k, value, quiet, gradient_norm = carry
+        return (k < max_steps) & (gradient_norm >= tol) & (quiet < patience) & ~jnp.isnan(value)
+
+    zero = jnp.zeros((), jnp.int32)
+    carry = (x0, solver.init(x0), zero, jnp.asarray(jnp.inf, x0.dtype), zero, jnp.asarray(jnp.inf, x0.dtype))
+    x, _, k, _, quiet, gradient_norm = jax.lax.while_loop(going, step, carry)
+    return TracedMinimum(x, f(x), k, (gradient_norm < tol) | (quiet >= patience))
+
+
 def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=print) -> FitResult:
     cfg = setup.config
     starts = starts or cfg.starts

@@ -64,12 +64,15 @@ class Setup(NamedTuple):
         return self.problem.model
 
 
-def build_terms(cfg: RunConfig, model: CoronaModel):
-    """The likelihood terms of the configuration's [data] section, in registry order."""
+def build_terms(cfg: RunConfig, model: CoronaModel, mock: bool = None):
+    """The likelihood terms of the configuration's [data] section, in registry order; mock (default:
+    whether the configuration has [data.mock]) makes all-particle spectra measurements of the
+    model's protons."""
     terms = []
+    mock = bool(cfg.mock) if mock is None else mock
     for key, source in DATA_SOURCES.items():
         mode = cfg.data.get(source.mode_key) if source.mode_key else None
-        terms += source.terms(cfg.data[key], mode, bool(cfg.mock), model)
+        terms += source.terms(cfg.data[key], mode, mock, model)
     return tuple(terms)
 
 

@@ -53,7 +53,7 @@ CORNER_RASTER_MAX = 8  # a larger corner plot draws thinned vector points: matpl
 SCENARIO_STYLES = {"baseline": dict(marker="o", color="C3"), "fast-diffusion": dict(marker="s", color="C2"),
                    "hard": dict(marker="^", color="C1")}
 MODES = {"bound": "the model must not exceed the data", "measurement": "the model is the measured flux",
-         "component": "model + free component = data"}
+         "component": "model + free component = data", "power_law": "a cut-off power law alone = data"}
 
 
 def _posterior_range(x, pad=0.05):
@@ -256,3 +256,57 @@ def _predictive_panel(ax, draws, term):
     ax.set_ylabel(term.y_label, fontsize=9)
     mode = MODES.get(getattr(term, "mode", None))
     ax.set_title(term.name if mode is None else f"{term.name}\n({mode})", fontsize=10)
+
+
+def rank_histograms(summary, path, columns=4):
+    """SBC rank histograms (inference.calibrate.summarise) with the central 99 % band of a
+    uniform histogram's bin counts, one panel per parameter, the chi-square p-value and the
+    coverage of the profile-likelihood intervals in each title."""
+    names = list(summary.rank_tests)
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, min(columns, len(names)), figsize=(3.2 * min(columns, len(names)), 2.9 * rows),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        test = summary.rank_tests[name]
+        bins = test.counts.size
+        edges = np.arange(bins + 1)
+        ax.axhspan(*test.band, color="0.85", label="99 % band (uniform)")
+        ax.axhline(test.counts.sum() / bins, color="0.4", lw=1)
+        ax.stairs(test.counts, edges, color="C0", lw=1.5, label="ranks")
+        ax.set_xlim(0, bins)
+        ax.set_xlabel(f"rank bin (of {bins})")
+        covered = ", ".join(f"{c.level:.0%}: {c.fraction:.2f}" for c in summary.coverage[name])
+        ax.set_title(f"{LABELS.get(name, name)}\np = {test.p_value:.2g}; coverage {covered}", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    axes.flat[0].set_ylabel("simulations")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"SBC: {summary.done} simulations ({summary.failed} without a proper posterior mode)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def forecast_plot(forecast, path):
+    """Forecast 1-sigma errors of each parameter for today's data and with each experiment (left),
+    and the expected 95 % upper limits of the corona's share of IceCube at 100 TeV (right)."""
+    keys = list(forecast.fisher)
+    names = forecast.names
+    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1.3]})
+    width = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        x = np.arange(len(names)) + (k - (len(keys) - 1) / 2) * width
+        ax.bar(x, [forecast.errors[key][n] for n in names], width, label=key, color=f"C{k}")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(names)), [LABELS.get(n, n) for n in names], fontsize=7)
+    ax.set_ylabel(r"forecast $1\sigma$ error")
+    ax.legend(fontsize=7)
+    ax.set_title(", ".join(f"{LABELS.get(n, n).split(' [')[0]} = {v:g}" for n, v in forecast.fiducial.items()),
+                 fontsize=7)
+    ax_share.bar(np.arange(len(keys)), [forecast.share_upper_limit[k] for k in keys], color=[f"C{k}" for k in range(len(keys))])
+    ax_share.axhline(forecast.share, color="0.3", ls="--", lw=1, label="fiducial")
+    ax_share.set_xticks(np.arange(len(keys)), [k.replace("today + ", "+ ") for k in keys], rotation=30, fontsize=7)
+    ax_share.set_yscale("log")
+    ax_share.set_ylabel("expected 95 % UL: share of IceCube, 100 TeV")
+    ax_share.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -69,8 +69,8 @@ def parse_sweep_config(text: str, source: str = "config") -> SweepConfig:
     values = parse_model_and_data(raw, source)
     run = RunConfig(**values)
     for key, value in run.data.items():
-        if key.endswith("_mode") and value == "component":
-            raise ConfigError(f"[data] {key} = 'component' has free nuisance spectra, which a sweep cannot fix; "
+        if key.endswith("_mode") and value in ("component", "power_law"):
+            raise ConfigError(f"[data] {key} = {value!r} has free nuisance spectra, which a sweep cannot fix; "
                               "use 'bound' or 'measurement'")
     settings = _table(raw.get("sweep", {}), "[sweep]")
     _check_keys(settings, {"chunk_points", "solves_per_chunk"}, "sweep")
@@ -251,13 +251,14 @@ def _create(path, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan
         f.create_dataset("chunk_done", data=np.zeros(len(plan.chunks), dtype=np.uint8))
 
 
-def _open_for_resume(path, cfg: SweepConfig):
-    """The existing sweep file at path, if it was made with the same configuration."""
+def open_for_resume(path, sha256: str, what: str = "sweep"):
+    """The existing HDF5 file at path (open for writing), if it was made with the configuration
+    of this sha256."""
     try:
         f = h5py.File(path, "r+")
     except OSError:
-        raise OutputError(f"{path} exists but is not a readable sweep file; move it away or choose another --out") from None
-    if f.attrs.get("config_sha256") != cfg.sha256:
+        raise OutputError(f"{path} exists but is not a readable {what} file; move it away or choose another --out") from None
+    if f.attrs.get("config_sha256") != sha256:
         f.close()
         raise ConfigError(f"{path} was made with another configuration; choose another --out, or delete it to start again")
     return f
@@ -293,7 +294,7 @@ def run_sweep(sweep: Sweep, out: str, progress: bool = True, process=(0, 1)) -> 
     mesh = Mesh(np.array(devices), ("points",))
     solve_spec, point_spec = _shard(plan.chunks[0].shape, len(devices))
     mine = [c for c in range(len(plan.chunks)) if c % count == index]
-    with contextlib.closing(_open_for_resume(path, sweep.cfg)) as f:
+    with contextlib.closing(open_for_resume(path, sweep.cfg.sha256)) as f:
         done = f["chunk_done"][()].astype(bool)
         todo = [c for c in mine if not done[c]]
         total = sum(int(plan.valid[c].sum()) for c in mine)

@@ -168,7 +168,9 @@ class NeutrinoSpectrum(LikelihoodTerm):
 @pytree_dataclass
 class GammaBands(LikelihoodTerm):
     """Fermi-LAT IGRB band intensities against the isotropic gamma rays integrated over each band,
-    with the correlated foreground nuisance eta; mode 'component' adds a cut-off power law."""
+    with the correlated foreground nuisance eta; mode 'component' adds a cut-off power law, and
+    mode 'power_law' has the cut-off power law alone (no corona: the other hypothesis of a Bayes
+    factor for a corona component in the IGRB)."""
 
     E_GeV: np.ndarray  # band centres sqrt(E_lo E_hi)
     value: np.ndarray  # band intensity [cm^-2 s^-1 sr^-1]
@@ -189,7 +191,7 @@ class GammaBands(LikelihoodTerm):
 
     def nuisance_priors(self):
         priors = {"fermi_foreground_eta": dist.Normal(0.0, 1.0)}
-        if self.mode == "component":
+        if self.mode in ("component", "power_law"):
             priors.update(igrb_log10_norm=dist.Uniform(-9.0, -5.0),  # dN/dE at 1 GeV
                           igrb_index=dist.Uniform(1.8, 2.8),
                           igrb_log10_cutoff_GeV=dist.Uniform(1.5, 3.5))
@@ -208,10 +210,11 @@ class GammaBands(LikelihoodTerm):
         shifted = self.value + jnp.where(eta > 0, eta * self.fgsyst_hi, eta * self.fgsyst_lo)
         if self.mode == "bound":
             return likelihoods.must_not_exceed(predicted, shifted, self.err_hi)
-        if self.mode == "component":
+        if self.mode in ("component", "power_law"):
             norm, index = 10.0 ** nuisances["igrb_log10_norm"], nuisances["igrb_index"]
             cutoff = 10.0 ** nuisances["igrb_log10_cutoff_GeV"]
-            predicted = predicted + self.band_integrals(lambda E: norm * E ** (-index) * jnp.exp(-E / cutoff))
+            corona = predicted if self.mode == "component" else 0.0
+            predicted = corona + self.band_integrals(lambda E: norm * E ** (-index) * jnp.exp(-E / cutoff))
         return likelihoods.split_normal(predicted, shifted, self.err_lo, self.err_hi)
 
     def mocked(self, predicted, rng):
@@ -372,7 +375,7 @@ DATA_SOURCES = {
                             modes=("bound", "component", "measurement"), default_mode="bound"),
     "gamma_foreground": DataSource(observations.FOREGROUND_MODELS, "A", gamma_band_terms,
                                    "Fermi-LAT foreground model", mode_key="gamma_mode",
-                                   modes=("bound", "component", "measurement"), default_mode="bound"),
+                                   modes=("bound", "component", "measurement", "power_law"), default_mode="bound"),
     "neutrino_event": DataSource(tuple(observations.NEUTRINO_EVENT_DATASETS), "none", neutrino_event_terms,
                                  "neutrino event", mode_key="neutrino_event_mode",
                                  modes=("bound", "measurement"), default_mode="bound"),
