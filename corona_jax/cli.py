@@ -187,12 +187,28 @@ def cmd_paper(args):
     return 0
 
 
-def _inference_modules():
+def _inference(command, *names):
+    """The modules `names` of corona_jax.inference; CoronaError naming the extra when it is missing."""
+    import importlib
+
     try:
-        from .inference import config, fit, model, results, sample
+        return [importlib.import_module(f".inference.{n}", __package__) for n in names]
     except ImportError as exc:
-        raise CoronaError(f"fit and sample need the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
-    return config, fit, model, results, sample
+        extra = "evidence" if command == "evidence" else "inference"
+        raise CoronaError(f"{command} needs the {extra} extra: pip install 'corona-jax[{extra}]' ({exc})") from None
+
+
+def _write_csv(table, path):
+    """A pandas table written atomically as CSV."""
+    from . import output
+
+    with output.atomic_write(path, ".csv.tmp") as tmp:
+        table.to_csv(tmp)
+    print(f"wrote {path}")
+
+
+def _inference_modules():
+    return _inference("fit and sample", "config", "fit", "model", "results", "sample")
 
 
 def cmd_fit(args):
@@ -250,10 +266,7 @@ def _distributed(args):
 
 
 def cmd_sweep(args):
-    try:
-        from .inference import sweep
-    except ImportError as exc:
-        raise CoronaError(f"sweep needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    sweep, = _inference("sweep", "sweep")
     out = output_path(args.out)
     if args.merge:
         print(f"wrote {sweep.merge_parts(out)}")
@@ -281,10 +294,7 @@ def cmd_sweep(args):
 def cmd_calibrate(args):
     from . import output
 
-    try:
-        from .inference import calibrate, sample
-    except ImportError as exc:
-        raise CoronaError(f"calibrate needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    calibrate, sample = _inference("calibrate", "calibrate", "sample")
     cfg = calibrate.load_calibrate_config(args.config)
     out = output_path(args.out)
     table_path = output_path(os.path.splitext(out)[0] + "_summary.csv")
@@ -310,9 +320,7 @@ def cmd_calibrate(args):
     if summary.unconverged:
         _warn(f"{summary.unconverged} of {summary.done} simulations had an L-BFGS minimisation stopped at "
               f"[calibrate] max_steps = {cfg.max_steps}")
-    with output.atomic_write(table_path, ".csv.tmp") as tmp:
-        table.to_csv(tmp)
-    print(f"wrote {table_path}")
+    _write_csv(table, table_path)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
@@ -322,12 +330,7 @@ def cmd_calibrate(args):
 
 
 def cmd_evidence(args):
-    from . import output
-
-    try:
-        from .inference import evidence, model
-    except ImportError as exc:
-        raise CoronaError(f"evidence needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    evidence, model = _inference("evidence", "evidence", "model")
     configs = [evidence.load_evidence_config(path) for path in args.config]
     out = output_path(args.out)
     results = []
@@ -344,19 +347,14 @@ def cmd_evidence(args):
         results.append(result)
     table = evidence.evidence_table(args.config, results)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    with output.atomic_write(out, ".csv.tmp") as tmp:
-        table.to_csv(tmp)
-    print(f"wrote {out}")
+    _write_csv(table, out)
     return 0
 
 
 def cmd_forecast(args):
     from . import output
 
-    try:
-        from .inference import forecast
-    except ImportError as exc:
-        raise CoronaError(f"forecast needs the inference extra: pip install 'corona-jax[inference]' ({exc})") from None
+    forecast, = _inference("forecast", "forecast")
     cfg = forecast.load_forecast_config(args.config)
     out = output_path(args.out)
     if args.plot:
@@ -365,9 +363,7 @@ def cmd_forecast(args):
     result = forecast.run_forecast(cfg)
     table = forecast.forecast_table(result)
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
-    with output.atomic_write(out, ".csv.tmp") as tmp:
-        table.to_csv(tmp)
-    print(f"wrote {out}")
+    _write_csv(table, out)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
@@ -421,15 +417,11 @@ def cmd_sample(args):
     with output.atomic_write(out, ".nc.tmp") as tmp:
         idata.to_netcdf(tmp)
     print(f"wrote {out}")
-    with output.atomic_write(table_path, ".csv.tmp") as tmp:
-        table.to_csv(tmp)
-    print(f"wrote {table_path}")
+    _write_csv(table, table_path)
     limits = results.derived_limits(idata)
     print("derived quantities: median, 68 % interval and 95 % upper limit")
     print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
-    with output.atomic_write(limits_path, ".csv.tmp") as tmp:
-        limits.to_csv(tmp)
-    print(f"wrote {limits_path}")
+    _write_csv(limits, limits_path)
     os.remove(checkpoint)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)

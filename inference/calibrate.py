@@ -276,23 +276,62 @@ def _create(path, cal: Calibration, truth: dict, mock_values: dict):
         f.create_dataset("done", data=np.zeros(N, np.uint8))
 
 
-def _nuts_draws(cal: Calibration, problem, start, inverse_mass, seed):
+@dataclasses.dataclass(frozen=True)
+class NutsSettings:
+    """What a calibration's NUTS chains are compiled for (hashable: compiled once per calibration)."""
+
+    names: tuple
+    warmup: int
+    samples: int
+    target_accept: float
+    max_tree_depth: int
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _nuts_chains(settings: NutsSettings, keys, starts, inverse_mass, problem):
+    """NUTS chains (numpyro's hmc kernels, dense mass matrix adapted in windows during warm-up) on
+    the potential of one mock, one chain per row of keys and starts (unconstrained), all starting
+    from the mass matrix inverse_mass: (samples (chains, S, sites), diverging (chains, S)). The
+    problem is an argument, so every mock reuses one compiled program."""
+    from numpyro.infer.hmc import hmc
+
+    potential = FlatPotential(settings.names)
+    init_kernel, sample_kernel = hmc(potential_fn_gen=lambda p: functools.partial(potential, problem=p), algo="NUTS")
+
+    def chain(key, start):
+        state = init_kernel(start, settings.warmup, inverse_mass_matrix=inverse_mass, dense_mass=True,
+                            target_accept_prob=settings.target_accept, max_tree_depth=settings.max_tree_depth,
+                            model_args=(problem,), rng_key=key)
+
+        def step(state, _):
+            state = sample_kernel(state, model_args=(problem,))
+            return state, (state.z, state.diverging)
+
+        _, (z, diverging) = jax.lax.scan(step, state, None, length=settings.warmup + settings.samples)
+        return z[settings.warmup:], diverging[settings.warmup:]
+
+    return jax.vmap(chain)(keys, starts)
+
+
+def _nuts_draws(cal: Calibration, problem, start, inverse_mass, seed, mesh):
     """L evenly spaced draws of the NUTS chains' samples (constrained), the number of divergences, the
-    smallest bulk ESS and the largest split R-hat; the chains start at `start` (chains, sites; unconstrained) with the
-    Laplace covariance as the first inverse mass matrix (None: numpyro's unit matrix)."""
+    smallest bulk ESS and the largest split R-hat; the chains start at `start` (chains, sites;
+    unconstrained) with inverse_mass (the Laplace covariance, or the unit matrix) as the first
+    inverse mass matrix, sharded over the devices."""
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
-    from .sample import WarmStart, run_nuts
-
-    run = dataclasses.replace(cal.cfg.run, seed=seed, checkpoint_every=cal.cfg.run.samples)
-    warm = WarmStart({k: jnp.asarray(start[:, i]) for i, k in enumerate(cal.names)},
-                     None if inverse_mass is None else jnp.asarray(inverse_mass), None)
-    posterior = run_nuts(Setup(run, problem), progress_bar=False, start=warm, progress=lambda *_: None)
-    samples = {k: np.asarray(posterior.samples[k]) for k in cal.parameters}
+    run = cal.cfg.run
+    settings = NutsSettings(cal.names, run.warmup, run.samples, run.target_accept, run.max_tree_depth)
+    spec = PartitionSpec("devices") if run.chains % mesh.size == 0 else PartitionSpec()
+    keys = jax.random.split(jax.random.PRNGKey(seed), run.chains)
+    keys, start = (jax.device_put(a, NamedSharding(mesh, spec)) for a in (keys, jnp.asarray(start)))
+    z, diverging = jax.device_get(_nuts_chains(settings, keys, start, jnp.asarray(inverse_mass), problem))
+    samples = {k: np.asarray(v) for k, v in constrain(problem, dict(zip(cal.names, np.moveaxis(z, -1, 0)))).items()
+               if k in cal.parameters}
     keep = np.linspace(0, samples[cal.parameters[0]].size - 1, cal.cfg.posterior_draws).round().astype(int)
     ess = min(float(effective_sample_size(samples[k])) for k in cal.parameters)
     rhat = max(float(split_gelman_rubin(samples[k])) for k in cal.parameters)
-    return {k: v.reshape(-1)[keep] for k, v in samples.items()}, int(np.sum(posterior.diverging)), ess, rhat
+    return {k: v.reshape(-1)[keep] for k, v in samples.items()}, int(np.sum(diverging)), ess, rhat
 
 
 def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
@@ -306,7 +345,7 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
         with output.atomic_write(path, ".h5") as tmp:
             _create(tmp, cal, truth, mocks(cal, truth))
     devices = jax.local_devices()
-    mesh = Mesh(np.array(devices), ("mocks",))
+    mesh = Mesh(np.array(devices), ("devices",))
     batch = cfg.mocks_per_device * len(devices)
     inference = MockInference(cal.names, tuple(cal.names.index(p) for p in cal.parameters), cfg.max_steps)
     with contextlib.closing(open_for_resume(path, cfg.sha256, "calibration")) as f:
@@ -321,12 +360,12 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
                 padded = np.concatenate([rows, np.full(batch - rows.size, rows[-1])])  # a full batch for every device
                 terms = mock_terms(cal, {t.name: f[f"mock/{t.name}/value"][rows][np.searchsorted(rows, padded)]
                                          for t in cal.setup.terms})
-                sharding = NamedSharding(mesh, PartitionSpec("mocks"))
+                sharding = NamedSharding(mesh, PartitionSpec("devices"))
                 terms = jax.device_put(jax.tree.map(jnp.asarray, terms), sharding)
                 result = jax.device_get(_infer_batch(inference, terms, jax.device_put(truth_u[padded], sharding),
                                                      cal.setup.problem))
                 for b, i in enumerate(rows):
-                    _record(f, cal, i, {k: v[b] for k, v in result.items()}, truth)
+                    _record(f, cal, i, {k: v[b] for k, v in result.items()}, truth, mesh)
                 f.flush()
                 f["done"][rows] = 1  # only once the rows are on disk
                 f.flush()
@@ -334,7 +373,7 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
     return path
 
 
-def _record(f, cal: Calibration, i, result, truth):
+def _record(f, cal: Calibration, i, result, truth, mesh):
     """Write simulation i's profile statistics, ranks and posterior moments."""
     cfg = cal.cfg
     for j, p in enumerate(cal.parameters):
@@ -347,8 +386,8 @@ def _record(f, cal: Calibration, i, result, truth):
         start = x[:cfg.run.chains] if x is not None else np.repeat(mode[None, :], cfg.run.chains, axis=0)
         values = {t.name: f[f"mock/{t.name}/value"][i][None] for t in cal.setup.terms}
         problem = cal.setup.problem._replace(terms=jax.tree.map(lambda a: a[0], mock_terms(cal, values)))
-        inverse_mass = None if x is None else np.linalg.inv(0.5 * (result["hessian"] + result["hessian"].T))
-        draws, divergences, ess, rhat = _nuts_draws(cal, problem, start, inverse_mass, cfg.seed + i)
+        inverse_mass = np.eye(mode.size) if x is None else np.linalg.inv(0.5 * (hessian + hessian.T))
+        draws, divergences, ess, rhat = _nuts_draws(cal, problem, start, inverse_mass, cfg.seed + i, mesh)
         f["divergences"][i], f["ess_min"][i], f["rhat_max"][i] = divergences, ess, rhat
     elif x is None:
         return

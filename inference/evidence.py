@@ -11,6 +11,8 @@ configuration B over A is Z_B / Z_A; its log error is the two runs' errors in qu
 """
 
 import dataclasses
+import logging
+import threading
 from typing import NamedTuple
 
 import jax
@@ -63,12 +65,34 @@ def log_evidence(model, args, n_sites, live_points=0, max_samples=100_000, seed=
         from numpyro.contrib.nested_sampling import NestedSampler
     except ImportError as exc:
         raise ConfigError(f"evidence needs jaxns 2.6: pip install 'corona-jax[evidence]' ({exc})") from None
+    logging.getLogger().setLevel(logging.WARNING)  # importing jaxns set the root logger to INFO, for every library
     sampler = NestedSampler(model, constructor_kwargs={"num_live_points": live_points or 25 * n_sites,
                                                        "max_samples": max_samples})
-    sampler.run(jax.random.PRNGKey(seed), *args)
+    _interruptible(sampler.run, jax.random.PRNGKey(seed), *args)
     r = sampler._results  # numpyro keeps jaxns's results here (no public accessor)
     return Evidence(float(r.log_Z_mean), float(r.log_Z_uncert), int(r.total_num_likelihood_evaluations),
                     float(r.ESS), bool(int(r.termination_reason) & MAX_SAMPLES_REACHED))
+
+
+def _interruptible(function, *args):
+    """function(*args) in a worker thread, the main thread waiting in short steps: jaxns runs the
+    whole sampler as one XLA call, during which the main thread would not see Ctrl-C or SIGTERM.
+    On KeyboardInterrupt the (daemon) worker is abandoned; nothing has been written yet."""
+    outcome = {}
+
+    def work():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def corona_evidence(setup: Setup, cfg: EvidenceConfig) -> Evidence:

@@ -257,3 +257,36 @@ def test_the_shipped_evidence_pairs_differ_only_in_the_hypothesis():
     assert burst.systematics == ("burst",) and none.systematics == ()
     assert {k: v for k, v in burst.priors.items() if k in none.priors} == none.priors
     assert dataclasses.replace(none, priors=burst.priors, systematics=burst.systematics) == burst
+
+
+@pytest.mark.slow
+def test_evidence_stops_on_sigterm_with_one_line(tmp_path):
+    """jaxns runs as one long XLA call; SIGTERM still stops it at once, with the one-line message."""
+    import signal
+    import time
+
+    (tmp_path / "e.toml").write_text(PRIORS + DATA + "[evidence]\nlive_points = 2000\n")
+    p = subprocess.Popen([sys.executable, "-m", "corona_jax.cli", "evidence", "--config", "e.toml", "--out", "e.csv"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert p.stdout.readline().startswith("nested sampling (jaxns)")  # printed just before the sampler starts
+    time.sleep(10)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("corona-jax: interrupted")
+    assert not os.path.exists(tmp_path / "e.csv")
+
+
+@pytest.mark.slow
+def test_calibrate_with_nuts_writes_ranks_and_chain_diagnostics(tmp_path):
+    text = CALIBRATE.replace("bins = 4", "bins = 4\nmethod = \"nuts\"\n\n[sampler]\nchains = 2\nwarmup = 30\n"
+                             "samples = 20\nmax_tree_depth = 4")
+    (tmp_path / "n.toml").write_text(text)
+    done = _calibrate(tmp_path, "n.toml", "--out", "n.h5")
+    assert done.returncode == 0, done.stderr
+    with h5py.File(tmp_path / "n.h5", "r") as f:
+        assert f["done"][()].all()
+        for p in ("alpha", "log10_D0_cm2_s"):
+            assert ((f[f"rank/{p}"][()] >= 0) & (f[f"rank/{p}"][()] <= 19)).all()
+        assert np.isfinite(f["ess_min"][()]).all() and (f["rhat_max"][()] > 0.5).all()
