@@ -585,6 +585,10 @@ def main(argv=None):
                 "calibrate": "; run the same command again to continue the calibration"}.get(args.command, "")
         print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
               file=sys.stderr)
+        if args.command == "evidence":  # the abandoned sampler thread is still inside XLA: tearing the
+            sys.stdout.flush()  # interpreter down around it would crash, so leave at once
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     finally:
         if main_thread:

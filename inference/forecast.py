@@ -31,7 +31,7 @@ from corona_jax.errors import ConfigError
 
 from .calibrate import measured
 from .config import _SECTIONS, RunConfig, _check_keys, _number, _table, parse_run_sections, read_text, read_toml
-from .model import Problem, Setup, build_setup, derived, log_density
+from .model import Problem, Setup, build_setup, build_terms, derived, log_density
 from .systematics import corona_params
 from .terms import DATA_SOURCES
 
@@ -167,11 +167,18 @@ def _errors(F, names):
     return {n: float(np.sqrt(cov[i, i])) if cov[i, i] > 0 else float("inf") for i, n in enumerate(names)}, cov
 
 
+def today_setup(cfg: ForecastConfig) -> Setup:
+    """The configuration's Setup with today's data as Asimov data at the fiducial (all-particle
+    spectra, like the rest, as measurements of the model's protons)."""
+    base = build_setup(cfg.run)
+    base = base._replace(problem=base.problem._replace(terms=build_terms(cfg.run, base.model, mock=True)))
+    return asimov_setup(base, cfg.fiducial)
+
+
 def run_forecast(cfg: ForecastConfig, progress=print) -> Forecast:
     """Fisher matrices of today's data and of today's data plus each experiment (module docstring)."""
-    base = build_setup(dataclasses.replace(cfg.run, mock={}))
+    today = today_setup(cfg)
     names = list(cfg.run.priors)
-    today = asimov_setup(base, cfg.fiducial)
     if today.problem.neutrino_reference is None:
         raise ConfigError(f"forecast reports the expected upper limit of {SHARE}: [data] needs an IceCube data set")
     x = jnp.asarray([cfg.fiducial[n] for n in names])
@@ -182,8 +189,8 @@ def run_forecast(cfg: ForecastConfig, progress=print) -> Forecast:
         source = DATA_SOURCES[e.data]
         mode_key = {source.mode_key: "measurement"} if source.mode_key else {}
         data = {**cfg.run.data, e.data: (e.dataset,) if source.many else e.dataset, **mode_key}
-        terms = source.terms(data[e.data], "measurement", True, base.model)
-        future = asimov_setup(base, cfg.fiducial, terms, 1.0 / np.sqrt(e.exposure_ratio))
+        terms = source.terms(data[e.data], "measurement", True, today.model)
+        future = asimov_setup(today, cfg.fiducial, terms, 1.0 / np.sqrt(e.exposure_ratio))
         fishers[f"today + {e.name}"] = fishers["today"] + fisher_matrix(future, cfg.fiducial)
     errors, limits = {}, {}
     for key, F in fishers.items():
