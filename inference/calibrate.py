@@ -47,12 +47,12 @@ from corona_jax import output
 from corona_jax.errors import ConfigError
 
 from . import calibration
-from .config import _SECTIONS, RunConfig, _check_keys, _number, _seed, _table, parse_run_sections, read_text, read_toml
+from .config import (_SECTIONS, RunConfig, _check_keys, _seed, _table, parse_run_sections, positive_integers, read_text,
+                     read_toml, require_measurements)
 from .fit import NegLogDensity, minimise
 from .model import (FlatPotential, Setup, build_setup, build_terms, constrain, predictions_and_derived,
                     site_distributions)
 from .sweep import open_for_resume
-from .terms import DATA_SOURCES
 
 METHODS = ("laplace", "nuts")
 
@@ -82,16 +82,10 @@ def parse_calibrate_config(text: str, source: str = "config") -> CalibrateConfig
         raise ConfigError("calibrate draws its own mocks from the priors; remove [data.mock]")
     if run.data["neutrino_event"] != "none":
         raise ConfigError("calibrate cannot redraw a single event (KM3-230213A); set neutrino_event = 'none'")
-    for key, data_source in DATA_SOURCES.items():
-        mode = run.data.get(data_source.mode_key)
-        if data_source.selects(run.data[key]) and mode not in (None, "measurement"):
-            raise ConfigError(f"calibrate needs every data set as a measurement: [data] {data_source.mode_key} = "
-                              f"{mode!r} does not say how the data would scatter")
+    require_measurements(run, "calibrate (a bound or a free component does not say how the data would scatter)")
     _check_keys(settings, {f.name for f in dataclasses.fields(CalibrateConfig)} - {"run", "text"}, "calibrate")
-    values = {}
-    for key in ("draws", "posterior_draws", "bins", "mocks_per_device", "max_steps"):
-        if key in settings:
-            values[key] = _number(settings[key], f"[calibrate] {key}", integer=True, positive=True)
+    values = positive_integers(settings, ("draws", "posterior_draws", "bins", "mocks_per_device", "max_steps"),
+                               "calibrate")
     if "seed" in settings:
         values["seed"] = _seed(settings["seed"], "[calibrate] seed")
     if "method" in settings:

@@ -141,6 +141,19 @@ def _prior(name, spec):
     return Prior(kind, float(a), float(b))
 
 
+def positive_integers(table: dict, keys, section: str) -> dict:
+    """The keys of a section's table that are given, each checked as a positive integer."""
+    return {k: _number(table[k], f"[{section}] {k}", integer=True, positive=True) for k in keys if k in table}
+
+
+def require_measurements(run: "RunConfig", why: str):
+    """ConfigError unless every selected data set is read as a measurement (`why`: what needs it)."""
+    for key, source in DATA_SOURCES.items():
+        mode = run.data.get(source.mode_key)
+        if source.selects(run.data[key]) and mode not in (None, "measurement"):
+            raise ConfigError(f"{why} needs every data set as a measurement: [data] {source.mode_key} = {mode!r}")
+
+
 def read_toml(text: str, source: str, sections) -> dict:
     """The TOML text as a dict whose top-level keys are among `sections`."""
     try:
@@ -214,9 +227,8 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
     values["systematics"] = tuple(g for g, on in systematics.items() if on)
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
-    for key in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
-        if key in sampler:
-            values[key] = _number(sampler[key], f"[sampler] {key}", integer=True, positive=True)
+    values.update(positive_integers(sampler, ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"),
+                                    "sampler"))
     if "seed" in sampler:
         values["seed"] = _seed(sampler["seed"], "[sampler] seed")
     if "target_accept" in sampler:
@@ -230,9 +242,7 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
         values["init"] = sampler["init"]
     fit = _table(raw.get("fit", {}), "[fit]")
     _check_keys(fit, _SECTIONS["fit"], "fit")
-    for key in ("starts", "max_steps", "profile_points"):
-        if key in fit:
-            values[key] = _number(fit[key], f"[fit] {key}", integer=True, positive=True)
+    values.update(positive_integers(fit, ("starts", "max_steps", "profile_points"), "fit"))
     if "seed" in fit:
         values["fit_seed"] = _seed(fit["seed"], "[fit] seed")
     if "profile" in fit:

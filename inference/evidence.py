@@ -20,7 +20,8 @@ import numpy as np
 
 from corona_jax.errors import ConfigError
 
-from .config import _SECTIONS, RunConfig, _check_keys, _number, _seed, _table, parse_run_sections, read_text, read_toml
+from .config import (_SECTIONS, RunConfig, _check_keys, _seed, _table, parse_run_sections, positive_integers, read_text,
+                     read_toml)
 from .model import Setup, corona_model, site_distributions
 
 MAX_SAMPLES_REACHED = 1  # bit 0 of jaxns's termination reason
@@ -39,8 +40,7 @@ def parse_evidence_config(text: str, source: str = "config") -> EvidenceConfig:
     settings = _table(raw.pop("evidence", {}), "[evidence]")
     run = parse_run_sections(raw, source)
     _check_keys(settings, {"live_points", "max_samples", "seed"}, "evidence")
-    values = {k: _number(settings[k], f"[evidence] {k}", integer=True, positive=True)
-              for k in ("live_points", "max_samples") if k in settings}
+    values = positive_integers(settings, ("live_points", "max_samples"), "evidence")
     if "seed" in settings:
         values["seed"] = _seed(settings["seed"], "[evidence] seed")
     return EvidenceConfig(run, **values)

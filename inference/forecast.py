@@ -30,7 +30,8 @@ from corona_jax import forward
 from corona_jax.errors import ConfigError
 
 from .calibrate import measured
-from .config import _SECTIONS, RunConfig, _check_keys, _number, _table, parse_run_sections, read_text, read_toml
+from .config import (_SECTIONS, RunConfig, _check_keys, _number, _table, parse_run_sections, read_text, read_toml,
+                     require_measurements)
 from .model import Problem, Setup, build_setup, build_terms, derived, log_density
 from .systematics import corona_params
 from .terms import DATA_SOURCES
@@ -59,10 +60,7 @@ def parse_forecast_config(text: str, source: str = "config") -> ForecastConfig:
     settings = _table(raw.pop("forecast", {}), "[forecast]")
     run = parse_run_sections(raw, source)
     _check_keys(settings, {"fiducial", "experiment"}, "forecast")
-    for key, data_source in DATA_SOURCES.items():
-        mode = run.data.get(data_source.mode_key)
-        if data_source.selects(run.data[key]) and mode not in (None, "measurement"):
-            raise ConfigError(f"forecast needs today's data as measurements: [data] {data_source.mode_key} = {mode!r}")
+    require_measurements(run, "forecast (today's data become Asimov measurements)")
     fiducial = _table(settings.get("fiducial", {}), "[forecast] fiducial")
     _check_keys(fiducial, set(run.priors), "forecast.fiducial")
     missing = [p for p in run.priors if p not in fiducial]
