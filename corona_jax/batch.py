@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import extragalactic as eg
-from . import transport
+from . import spectrum, transport
 from .cosmic_rays import at_radius, flux_from_observer_density, injected_per_GeV_cm3_gyr
 from .errors import ConfigError
 from .forward import Prediction, forward, from_unit_density, total
@@ -36,6 +36,15 @@ from .units import KPC_CM
 TRANSPORT_FIELDS = ("log10_D0_cm2_s", "n0_inner_cm3", "beta_inner", "rc_inner_kpc", "n0_outer_cm3",
                     "beta_outer", "rc_outer_kpc", "Rmax_kpc", "history_peak",
                     "history_shift_Gyr")  # what a transport solve depends on (without the burst)
+
+
+def transport_fields(config) -> tuple:
+    """TRANSPORT_FIELDS of a model (its ModelConfig), with the breaks that act in D(E)."""
+    if config.spectrum == "broken" and config.features == "diffusion":
+        return TRANSPORT_FIELDS + spectrum.break_fields("hardening")
+    return TRANSPORT_FIELDS
+
+
 CPU_FOLD = 4  # most solves folded into one vector on a CPU
 CPU_GRADIENT_FOLD = 2  # the same for value and gradient (the adjoint's stored states double the traffic)
 
@@ -62,7 +71,7 @@ def unit_spectrum_density_batch(params: CoronaParams, tm: transport.TransportMod
 
 def _folded_solve(params: CoronaParams, tm: transport.TransportModel, adjoint):
     """G (B, N_E, N_r) of the whole batch as one solve whose vector axis is B x N_E."""
-    D = jax.vmap(transport.diffusion_coefficient_kpc2_gyr, (0, None))(params, tm.E_GeV)  # (B, N_E)
+    D = jax.vmap(transport.diffusion_coefficient_kpc2_gyr, (0, None, None))(params, tm.E_GeV, tm.break_weights_diffusion)  # (B, N_E)
     loss = jax.vmap(transport.loss_rate_per_gyr, (0, None))(params, tm)  # (B, N_r, N_E)
     f = jax.vmap(transport.source_history, (0, None))(params, tm)  # (B, N_t)
     B, n_r, n_E = loss.shape
@@ -149,7 +158,7 @@ def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
     tm, mw = model.transport, model.milky_way
     R, g, G_sun = response
     v = injected_per_GeV_cm3_gyr(params, tm, mw.E_table_GeV)
-    out = {k: interpolate_tables(m, params.hadronic_mix) @ v for k, m in R.items()}
+    out = {k: (interpolate_tables(m, params.hadronic_mix) @ v) * params.nuclear_enhancement for k, m in R.items()}
     p = g * v
     flux = flux_from_observer_density(params, tm, G_sun)
     K_gamma, K_nu = emission_matrices(params, mw)
@@ -162,13 +171,13 @@ def summary(params: CoronaParams, model: CoronaModel, response) -> Prediction:
         luminosity_gamma=K_gamma @ p, luminosity_nu_all_flavour=K_nu @ p,
         proton_gas_per_GeV_cm3=p, emissivity_gamma=None, emissivity_nu_all_flavour=None,
     )
-    other = eg.extragalactic(model.extragalactic, p, params.hadronic_mix, params.ebl_mix)
+    other = eg.extragalactic(model.extragalactic, p * params.nuclear_enhancement, params.hadronic_mix, params.ebl_mix)
     return Prediction(None, flux, milky, other, total(milky, other))
 
 
 def evaluate_grouped(solve_params: CoronaParams, point_params: CoronaParams, model: CoronaModel) -> Prediction:
     """Summaries (leading axes (S, P)) of S solves (leaves (S,)) with P points each (leaves (S, P));
-    a point's TRANSPORT_FIELDS must equal its solve's. On a CPU the solves go in folds (fold_size)."""
+    a point's transport_fields must equal its solve's. On a CPU the solves go in folds (fold_size)."""
 
     def fold(inputs):
         solve, point = inputs

@@ -230,6 +230,12 @@ def cmd_fit(args):
     print("derived quantities at the best fit:")
     for name, value in result.derived.items():
         print(f"  {name:32s} = {np.array2string(np.asarray(value), precision=4)}")
+    from .inference import goodness
+
+    print("goodness of fit at the best fit:")
+    print("\n".join(goodness.report_lines(result.goodness, result.goodness_total)))
+    for message in goodness.warnings_for(result.goodness):
+        _warn(message)
     failed = sum(not r.converged for r in result.starts)
     if failed:
         _warn(f"{failed} of {len(result.starts)} starts stopped at the step limit ([fit] max_steps = "
@@ -392,6 +398,7 @@ def cmd_sample(args):
     out = output_path(args.out)
     table_path = output_path(os.path.splitext(out)[0] + "_summary.csv")
     limits_path = output_path(os.path.splitext(out)[0] + "_derived.csv")
+    gof_path = output_path(os.path.splitext(out)[0] + "_goodness.csv")
     if args.plot:
         output.check_plot_dir(args.plot)
     checkpoint = out + ".checkpoint"
@@ -414,6 +421,13 @@ def cmd_sample(args):
           f"{table['ess_bulk'].min() / seconds:.2f} effective samples per second (worst parameter)")
     for message in sample.convergence_warnings(table, posterior.diverging):
         _warn(message)
+    from .inference import goodness
+
+    checks, gof_warnings = goodness.posterior_checks(setup, idata, cfg.seed)
+    print("goodness of fit: posterior-predictive p-values (ppp), PSIS-LOO and Pareto k per data set")
+    print(checks.to_string(float_format=lambda v: f"{v:.4g}"))
+    for message in gof_warnings:
+        _warn(message)
     with output.atomic_write(out, ".nc.tmp") as tmp:
         idata.to_netcdf(tmp)
     print(f"wrote {out}")
@@ -422,6 +436,7 @@ def cmd_sample(args):
     print("derived quantities: median, 68 % interval and 95 % upper limit")
     print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
     _write_csv(limits, limits_path)
+    _write_csv(checks, gof_path)
     os.remove(checkpoint)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
@@ -434,7 +449,7 @@ def cmd_sample(args):
         print(f"wrote {corner}")
         if nuisances:
             print(f"wrote {plots.marginals_plot(idata, nuisances, cfg.priors, os.path.join(args.plot, 'nuisances.png'))}")
-        print(f"wrote {plots.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'))}")
+        print(f"wrote {plots.predictive_plot(idata, setup, os.path.join(args.plot, 'posterior_predictive.png'), checks)}")
     return 0
 
 

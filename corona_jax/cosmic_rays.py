@@ -1,7 +1,9 @@
 """Physical cosmic-ray densities from the unit-spectrum solution G.
 
-Source: Q(E, r, t) = A (E/GeV)^-alpha exp(-E/E_max) Theta(r_Q - r) f(t) with A in
-GeV^-1 cm^-3 s^-1, so that j = A E^-alpha exp(-E/E_max) G [GeV^-1 cm^-3].
+Source: Q(E, r, t) = A (E/GeV)^-alpha exp(-E/E_max) B(E) Theta(r_Q - r) f(t) with A in
+GeV^-1 cm^-3 s^-1, so that j = A E^-alpha exp(-E/E_max) B(E) G [GeV^-1 cm^-3]; B is 1 for
+the paper's spectrum and the product of the injected breaks for the broken one
+(corona_jax.spectrum). Breaks read as local multiply only the flux at the observer.
 
 Two ways to fix A:
 * by the present-day luminosity L_CR = int_{E > 1 GeV} E Q dE dV [erg/s] at
@@ -22,6 +24,7 @@ from .errors import DataError
 from .interactions import proton_beta
 from .params import CoronaParams
 from .safe import safe_log
+from .spectrum import log_features
 from .transport import TransportModel, source_history
 from .units import C_CM_S, ERG_PER_GEV, GYR_S, KPC_CM, PROTON_MASS_GEV
 
@@ -29,17 +32,20 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
 _CUTOFF_TAIL = math.log(100.0)  # integrate to E = 100 E_max (exp(-100) is negligible)
 
 
-def power_moment(exponent, log10_Emax_GeV):
-    """int_1^inf E^exponent exp(-E/E_max) dE [GeV^(exponent+1)], Gauss-Legendre in ln E."""
+def power_moment(exponent, log10_Emax_GeV, params=None, break_weights=None):
+    """int_1^inf E^exponent exp(-E/E_max) B(E) dE [GeV^(exponent+1)], Gauss-Legendre in ln E;
+    B = exp(spectrum.log_features(params, E, break_weights)), 1 without break_weights."""
     u_max = log10_Emax_GeV * math.log(10.0) + _CUTOFF_TAIL
     u = 0.5 * u_max * (jnp.asarray(_GL_NODES) + 1.0)
-    integrand = jnp.exp((exponent + 1.0) * u - jnp.exp(u - log10_Emax_GeV * math.log(10.0)))
-    return 0.5 * u_max * jnp.sum(jnp.asarray(_GL_WEIGHTS) * integrand)
+    log_integrand = (exponent + 1.0) * u - jnp.exp(u - log10_Emax_GeV * math.log(10.0))
+    if break_weights is not None:
+        log_integrand = log_integrand + log_features(params, jnp.exp(u), break_weights)
+    return 0.5 * u_max * jnp.sum(jnp.asarray(_GL_WEIGHTS) * jnp.exp(log_integrand))
 
 
-def energy_moment(alpha, log10_Emax_GeV):
-    """int_1^inf E^(1-alpha) exp(-E/E_max) dE [GeV^(2-alpha)]: the total energy per unit A."""
-    return power_moment(1.0 - alpha, log10_Emax_GeV)
+def energy_moment(alpha, log10_Emax_GeV, params=None, break_weights=None):
+    """int_1^inf E^(1-alpha) exp(-E/E_max) B(E) dE [GeV^(2-alpha)]: the total energy per unit A."""
+    return power_moment(1.0 - alpha, log10_Emax_GeV, params, break_weights)
 
 
 def source_volume_cm3(model: TransportModel, fraction=None):
@@ -51,7 +57,7 @@ def source_volume_cm3(model: TransportModel, fraction=None):
 
 def luminosity_per_amplitude(params: CoronaParams, model: TransportModel):
     """L_CR / A [erg/s per GeV^-1 cm^-3 s^-1] at today's source strength f(today)."""
-    moment = energy_moment(params.alpha, params.log10_Emax_GeV)
+    moment = energy_moment(params.alpha, params.log10_Emax_GeV, params, model.break_weights_injection)
     return source_history(params, model)[-1] * source_volume_cm3(model) * moment * ERG_PER_GEV
 
 
@@ -64,19 +70,22 @@ def kinetic_luminosity_erg_s(params: CoronaParams, model: TransportModel):
     """Kinetic luminosity int_{E > 1 GeV} (E - m_p) Q dE dV [erg/s] today, over the same protons
     as L_CR (total energy E > 1 GeV, i.e. T > 0.062 GeV): L_CR (1 - m_p N / M) with
     N = int_1^inf E^-alpha exp(-E/E_max) dE and M the energy moment. 0.73 L_CR for alpha = 2.4."""
-    number = power_moment(-params.alpha, params.log10_Emax_GeV)
-    kinetic_share = 1.0 - PROTON_MASS_GEV * number / energy_moment(params.alpha, params.log10_Emax_GeV)
+    weights = model.break_weights_injection
+    number = power_moment(-params.alpha, params.log10_Emax_GeV, params, weights)
+    kinetic_share = 1.0 - PROTON_MASS_GEV * number / energy_moment(params.alpha, params.log10_Emax_GeV, params, weights)
     return 10.0**params.log10_LCR_erg_s * kinetic_share
 
 
-def log_spectrum_shape(params: CoronaParams, E_GeV):
-    """ln[(E/GeV)^-alpha exp(-E/E_max)]."""
-    return -params.alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.log10_Emax_GeV)
+def log_spectrum_shape(params: CoronaParams, E_GeV, break_weights=None):
+    """ln[(E/GeV)^-alpha exp(-E/E_max) B(E)], B the breaks of break_weights (none: B = 1)."""
+    shape = -params.alpha * jnp.log(E_GeV) - E_GeV * 10.0 ** (-params.log10_Emax_GeV)
+    return shape if break_weights is None else shape + log_features(params, E_GeV, break_weights)
 
 
 def injected_per_GeV_cm3_gyr(params: CoronaParams, model: TransportModel, E_GeV):
-    """A (E/GeV)^-alpha exp(-E/E_max) x (s per Gyr) [GeV^-1 cm^-3 Gyr^-1]: j = this x G [Gyr]."""
-    return injection_amplitude(params, model) * (jnp.exp(log_spectrum_shape(params, E_GeV)) * GYR_S)
+    """A (E/GeV)^-alpha exp(-E/E_max) B(E) x (s per Gyr) [GeV^-1 cm^-3 Gyr^-1]: j = this x G [Gyr]."""
+    shape = log_spectrum_shape(params, E_GeV, model.break_weights_injection)
+    return injection_amplitude(params, model) * (jnp.exp(shape) * GYR_S)
 
 
 def burst_amplitude(params: CoronaParams, model: TransportModel):
@@ -123,6 +132,7 @@ def flux_from_observer_density(params: CoronaParams, model: TransportModel, G_ob
     """local_flux from G (and G_b) at the observer (N_E,) [Gyr]."""
     G_b = None if G_burst_observer_Gyr is None else G_burst_observer_Gyr[:, None]
     j = proton_density(params, model, model.E_GeV, G_observer_Gyr[:, None], G_b)[:, 0]
+    j = j * jnp.exp(log_features(params, model.E_GeV, model.break_weights_observer))
     return proton_beta(model.E_GeV) * C_CM_S * j / (4.0 * math.pi)
 
 
@@ -150,7 +160,8 @@ def normalise_to_data(params: CoronaParams, model: TransportModel, G_Gyr, datase
     G_sun = at_radius(G_Gyr, model, observer_kpc)
     log_flux_unit = (
         jnp.log(proton_beta(E) * C_CM_S * GYR_S / (4.0 * math.pi) * G_sun)
-        + log_spectrum_shape(params, E)
+        + log_spectrum_shape(params, E, model.break_weights_injection)
+        + log_features(params, E, model.break_weights_observer)
     )
     ratios, best = {}, None
     for data in datasets:

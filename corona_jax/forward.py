@@ -46,7 +46,8 @@ def sky_and_beyond(params: CoronaParams, model: CoronaModel, G_Gyr, G_burst_Gyr=
     """Milky Way, other galaxies and the isotropic total from the solver's G (N_E, N_r) [Gyr]
     (and the burst's)."""
     mw = milky_way(params, model.milky_way, model.transport, G_Gyr, G_burst_Gyr)
-    other = eg.extragalactic(model.extragalactic, mw.proton_gas_per_GeV_cm3, params.hadronic_mix, params.ebl_mix)
+    other = eg.extragalactic(model.extragalactic, mw.proton_gas_per_GeV_cm3 * params.nuclear_enhancement,
+                             params.hadronic_mix, params.ebl_mix)
     return mw, other, total(mw, other)
 
 

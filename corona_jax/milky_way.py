@@ -91,9 +91,10 @@ def proton_density_on_table_grid(params: CoronaParams, model: MilkyWayModel, tm:
 
 
 def emission_matrices(params: CoronaParams, model: MilkyWayModel):
-    """(K_gamma, K_nu_all) (N_s, N_f) [cm^3 s^-1] of the hadronic model params.hadronic_mix."""
-    return (interpolate_tables(model.emission_gamma, params.hadronic_mix),
-            interpolate_tables(model.emission_nu_all, params.hadronic_mix))
+    """(K_gamma, K_nu_all) (N_s, N_f) [cm^3 s^-1] of the hadronic model params.hadronic_mix, times the
+    nuclear enhancement (the yield of all nuclei over that of pp; 1 for protons only)."""
+    return (interpolate_tables(model.emission_gamma, params.hadronic_mix) * params.nuclear_enhancement,
+            interpolate_tables(model.emission_nu_all, params.hadronic_mix) * params.nuclear_enhancement)
 
 
 def unit_density_on_table_grid(model: MilkyWayModel, G_Gyr):

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Union
 
 import jax
 
-from . import grids, tables, transport
+from . import grids, spectrum, tables, transport
 from .cosmology import Cosmology, validate_cosmology
 from .errors import ConfigError
 from .extragalactic import ExtragalacticModel, build_extragalactic_model
@@ -47,6 +47,8 @@ class ModelConfig:
     ebl_table_alternative: Optional[str] = None
     cascade_table_alternative: Optional[str] = None
     burst: bool = False  # the Galactic-centre burst, a second population with its own solve
+    spectrum: str = "cutoff"  # injected spectrum: 'cutoff' (the paper's) or 'broken' (corona_jax.spectrum)
+    features: str = "injection"  # where the broken spectrum's features act: injection, local, diffusion
     adjoint: Union[transport.DiscreteAdjoint, transport.AutodiffAdjoint] = transport.DiscreteAdjoint()
 
     def describe(self) -> dict:
@@ -67,6 +69,8 @@ class ModelConfig:
             ebl_table_alternative=_path_or_none(self.ebl_table_alternative),
             cascade_table_alternative=_path_or_none(self.cascade_table_alternative) if self.cascade else "none",
             burst=int(self.burst),
+            spectrum=self.spectrum,
+            features=self.features,
             adjoint=repr(self.adjoint),
         )
         return out
@@ -111,6 +115,7 @@ def model_config(config: ModelConfig = ModelConfig(), **changes) -> ModelConfig:
         raise ConfigError(f"observer_kpc must lie in [0, {grids.GAS_EDGE_KPC:g}) kpc, got {config.observer_kpc!r}")
     if (config.ebl_table_alternative is None) != (config.cascade_table_alternative is None) and config.cascade:
         raise ConfigError("ebl_table_alternative and cascade_table_alternative go together (the cascade of that EBL)")
+    spectrum.break_weights(config.spectrum, config.features)  # raises on unknown names
     if not isinstance(config.adjoint, transport.ADJOINTS):
         raise ConfigError(f"unknown adjoint {config.adjoint!r}; use transport.DiscreteAdjoint() or AutodiffAdjoint()")
     return config
@@ -128,7 +133,8 @@ def build_model(config: ModelConfig = ModelConfig(), **changes) -> CoronaModel:
     ebl_alt = None if config.ebl_table_alternative is None else \
         tables.load_ebl_table(tables.table_path(config.ebl_table_alternative))
     cascade_alt = None if config.cascade_table_alternative is None else tables.table_path(config.cascade_table_alternative)
-    tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp)
+    tm = transport.build_transport_model(config.resolution, config.history, config.boundary, pp,
+                                         config.spectrum, config.features)
     mw = build_milky_way_model(tm, config.resolution, config.observer_kpc, pp, pp_alt)
     eg = build_extragalactic_model(
         mw.E_secondary_GeV, mw.E_table_GeV, pp, config.cosmology, config.cascade, config.stellar_mass_density,

@@ -39,6 +39,23 @@ class CoronaParams(NamedTuple):
     burst_alpha: float = 2.2
     burst_log10_Emax_GeV: float = 7.0
     burst_age_Gyr: float = 2.0
+    # The broken spectrum's features (used by models built with spectrum='broken',
+    # corona_jax.spectrum): each break's rigidity, index change above it and width in ln R.
+    # The defaults are round values near the measured features (docs/physics.md, "Spectral features").
+    hardening_log10_R_GV: float = 2.7
+    hardening_dindex: float = -0.2
+    hardening_width: float = 0.2
+    softening_log10_R_GV: float = 4.15
+    softening_dindex: float = 0.3
+    softening_width: float = 0.2
+    rehardening_log10_R_GV: float = 5.2
+    rehardening_dindex: float = -0.3
+    rehardening_width: float = 0.2
+    knee_log10_R_GV: float = 6.5
+    knee_dindex: float = 0.8
+    knee_width: float = 0.2
+    # gamma-ray and neutrino yield of all cosmic-ray nuclei on gas with helium over that of pp alone
+    nuclear_enhancement: float = 1.0
 
 
 # Present-day luminosity used when no normalisation to data is asked for. The
@@ -73,9 +90,14 @@ PARAMETER_RANGES = {
     "burst_alpha": (1.0, 4.0),
     "burst_log10_Emax_GeV": (2.0, 11.0),
     "burst_age_Gyr": (0.5, 9.5),
+    # breaks inside the energy grid (1 - 1e10 GeV), index changes of at most 2, widths 0.01 - 3 in ln R
+    **{f"{b}_{field}": rng for b in ("hardening", "softening", "rehardening", "knee")
+       for field, rng in (("log10_R_GV", (0.0, 10.0)), ("dindex", (-2.0, 2.0)), ("width", (0.01, 3.0)))},
+    "nuclear_enhancement": (1.0, 3.0),
 }
 # Fields whose range starts at 0 and that may be 0 (the others starting at 0 must be positive)
-ZERO_ALLOWED = ("hadronic_mix", "ebl_mix", "burst_energy_erg")
+ZERO_ALLOWED = ("hadronic_mix", "ebl_mix", "burst_energy_erg", "hardening_log10_R_GV", "softening_log10_R_GV",
+                "rehardening_log10_R_GV", "knee_log10_R_GV")
 
 
 def preset(name: str) -> CoronaParams:
@@ -91,7 +113,8 @@ def preset(name: str) -> CoronaParams:
 def validate_params(params: CoronaParams) -> CoronaParams:
     """Check every field is a finite number inside PARAMETER_RANGES; return params.
 
-    Raises ParameterError naming the first offending field. Call this outside jit,
+    Raises ParameterError naming the first offending field, or breaks of the spectrum out of
+    order or with an index outside alpha's range (spectrum.check_breaks). Call this outside jit,
     on concrete values, before handing parameters to the model.
     """
     for name, value in zip(CoronaParams._fields, params):
@@ -106,7 +129,9 @@ def validate_params(params: CoronaParams) -> CoronaParams:
             raise ParameterError(f"parameter {name} = {x:g} is outside its range [{lo:g}, {hi:g}]")
         if lo == 0.0 and x == 0.0 and name not in ZERO_ALLOWED:
             raise ParameterError(f"parameter {name} must be positive, got 0")
-    return params
+    from .spectrum import check_breaks
+
+    return check_breaks(params)
 
 
 def check_in_range(params: CoronaParams):

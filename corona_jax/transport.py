@@ -32,6 +32,7 @@ from .errors import ConfigError
 from .gas import gas_density_cells
 from .interactions import proton_beta, sigma_inelastic_mb
 from .params import CoronaParams
+from .spectrum import break_weights, log_features
 from .tables import PPTables
 from .units import C_CM_S, GYR_S, MB_CM2, cm2_s_to_kpc2_gyr
 
@@ -78,6 +79,10 @@ class TransportModel(NamedTuple):
     history_weight: jax.Array  # () 1 for the paper's history (Eq. 5), 0 for a constant source
     dt_Gyr: jax.Array  # () step length
     sigma_pp_mb: jax.Array  # (N_E,)
+    # where each break of the spectrum acts (spectrum.break_weights; all 0 for the paper's spectrum)
+    break_weights_injection: jax.Array  # (4,) in the injected spectrum
+    break_weights_observer: jax.Array  # (4,) in the flux at the observer only
+    break_weights_diffusion: jax.Array  # (4,) in D(E)
 
 
 def history_shape(u_Gyr):
@@ -122,10 +127,13 @@ def history_weight(history: str) -> float:
 
 
 def build_transport_model(
-    res: grids.Resolution, history: str = "paper", boundary: str = "outgoing", pp: PPTables = None
+    res: grids.Resolution, history: str = "paper", boundary: str = "outgoing", pp: PPTables = None,
+    spectrum: str = "cutoff", features: str = "injection",
 ) -> TransportModel:
     """Grids and constant arrays for the solver; pure numpy, done once. pp: the pp table
-    whose sigma_inel is used (default: the shipped one)."""
+    whose sigma_inel is used (default: the shipped one); spectrum and features: the injected
+    spectrum's family and where its breaks act (corona_jax.spectrum)."""
+    weights = break_weights(spectrum, features)
     res.validate()
     if boundary not in BOUNDARIES:
         raise ConfigError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
@@ -147,13 +155,21 @@ def build_transport_model(
         history_weight=np.float64(history_weight(history)),
         dt_Gyr=np.float64(t[0]),
         sigma_pp_mb=np.asarray(sigma_inelastic_mb(E, pp)),
+        break_weights_injection=weights["injection"],
+        break_weights_observer=weights["observer"],
+        break_weights_diffusion=weights["diffusion"],
     )
     return TransportModel(*(jnp.asarray(a, dtype=jnp.float64) for a in arrays))
 
 
-def diffusion_coefficient_kpc2_gyr(params: CoronaParams, E_GeV):
-    """D(E) = D0 (E/GeV)^(1/3) [kpc^2/Gyr]."""
-    return cm2_s_to_kpc2_gyr(10.0 ** params.log10_D0_cm2_s) * E_GeV ** (1.0 / 3.0)
+def diffusion_coefficient_kpc2_gyr(params: CoronaParams, E_GeV, break_weights=None):
+    """D(E) = D0 (E/GeV)^(1/3) [kpc^2/Gyr], divided by the factors of the breaks that act in D
+    (break_weights, TransportModel.break_weights_diffusion): since j ~ Q / D, a break that raises
+    the flux's index by Delta raises D's by Delta."""
+    D = cm2_s_to_kpc2_gyr(10.0 ** params.log10_D0_cm2_s) * E_GeV ** (1.0 / 3.0)
+    if break_weights is None:
+        return D
+    return D * jnp.exp(-log_features(params, E_GeV, break_weights))
 
 
 def loss_rate_per_gyr(params: CoronaParams, model: TransportModel):
@@ -392,7 +408,7 @@ def unit_spectrum_density(params: CoronaParams, model: TransportModel, adjoint=D
 
     Depends on params only through D0, the gas numbers and the history.
     """
-    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV)
+    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV, model.break_weights_diffusion)
     return evolve(D, loss_rate_per_gyr(params, model), model, adjoint, source_history(params, model)).T
 
 
@@ -400,7 +416,7 @@ def unit_spectrum_densities_with_burst(params: CoronaParams, model: TransportMod
     """(G, G_burst) [Gyr], each (N_E, N_r): the main population and the Galactic-centre burst
     (source r < BURST_RADIUS_KPC, history burst_history), in one solve of 2 N_E columns (the
     transport is linear in the source, so each population is a unit solution of its own)."""
-    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV)
+    D = diffusion_coefficient_kpc2_gyr(params, model.E_GeV, model.break_weights_diffusion)
     loss = loss_rate_per_gyr(params, model)
     n_E = D.shape[0]
     ones = jnp.ones(n_E)

@@ -2,7 +2,9 @@
 
 Sections and keys (unknown ones are refused with one clear error):
 
-[model]    preset (fixed values of parameters without a prior), resolution
+[model]    preset (fixed values of parameters without a prior), resolution, spectrum ('cutoff', the
+           paper's, or 'broken': the observed features, corona_jax.spectrum) and features (where
+           the broken spectrum's features act: 'injection', 'local' or 'diffusion')
 [priors]   <parameter> = { uniform = [low, high] } or { normal = [mean, sd] }; besides the
            CoronaParams fields, log10_LCR_minus_log10_D0 (log10 of L_CR [erg/s] / D0 [cm^2/s])
            may replace log10_LCR_erg_s: the local flux fixes this ratio, so sampling it and
@@ -14,9 +16,11 @@ Sections and keys (unknown ones are refused with one clear error):
            'power_law': the IGRB as a cut-off power law alone, without the corona)
            neutrino_event ('KM3NeT-KM3-230213A' | 'none'), neutrino_event_mode ('bound' | 'measurement'),
            gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement')
-[systematics] gas, hadronic, ebl, history, burst = true | false: each switches on a group of
-           nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS
-           (a prior of the same name in [priors] replaces the default)
+[systematics] gas, hadronic, ebl, history, burst, nuclei = true | false: each switches on a group
+           of nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS
+           (a prior of the same name in [priors] replaces the default); energy_scale = true gives
+           every cosmic-ray data set its experiment's energy-scale nuisance
+           (inference.energy_scale), energy_scale_sd = { EXPERIMENT = sd } replaces a prior's sd
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
            there plus noise with the real data's relative errors
 [sampler]  chains, warmup, samples, seed (>= 0), target_accept, max_tree_depth, checkpoint_every
@@ -30,10 +34,11 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 
-from corona_jax import grids
+from corona_jax import grids, spectrum
 from corona_jax.errors import ConfigError
 from corona_jax.params import PARAMETER_RANGES, PRESETS
 
+from .energy_scale import EXPERIMENT_SCALES
 from .systematics import RATIO_PARAMETER, REPARAMETERISED, SYSTEMATICS
 from .terms import DATA_SOURCES
 
@@ -66,8 +71,12 @@ class Prior:
 class RunConfig:
     preset: str = "baseline"
     resolution: str = "coarse"
+    spectrum: str = "cutoff"
+    features: str = "injection"
     priors: dict = field(default_factory=dict)  # parameter -> Prior (with the systematics' sites)
     systematics: tuple = ()  # the groups of [systematics] switched on
+    energy_scales: bool = False  # each cosmic-ray data set with its experiment's energy-scale nuisance
+    energy_scale_sd: dict = field(default_factory=dict)  # experiment -> prior sd replacing the default
     data: dict = field(default_factory=default_data)  # [data] key -> data sets or mode
     mock: dict = field(default_factory=dict)  # parameter -> value, plus 'seed'
     chains: int = 4
@@ -86,12 +95,12 @@ class RunConfig:
 
 
 _SECTIONS = {
-    "model": {"preset", "resolution"},
+    "model": {"preset", "resolution", "spectrum", "features"},
     "priors": None,  # any parameter name, checked below
     "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
     "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init", "checkpoint_every"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
-    "systematics": set(SYSTEMATICS),
+    "systematics": set(SYSTEMATICS) | {"energy_scale", "energy_scale_sd"},
 }
 
 
@@ -141,6 +150,35 @@ def _prior(name, spec):
     return Prior(kind, float(a), float(b))
 
 
+def _prior_span(prior: Prior):
+    """(low, high) a prior reaches: a uniform's bounds, a normal's mean +- 4 sd."""
+    return (prior.a, prior.b) if prior.kind == "uniform" else (prior.a - 4 * prior.b, prior.a + 4 * prior.b)
+
+
+def check_spectral_priors(priors: dict, spectrum_name: str, preset_name: str):
+    """ConfigError if break parameters are free for the paper's spectrum, if the priors of two breaks'
+    rigidities overlap (the breaks could swap), or if the index could rise above every break."""
+    free_breaks = [n for n in priors if any(n in spectrum.break_fields(b) for b in spectrum.BREAKS)]
+    if free_breaks and spectrum_name != "broken":
+        raise ConfigError(f"[priors] {free_breaks[0]} acts only with [model] spectrum = 'broken'")
+    fixed = PRESETS[preset_name]
+    span = {n: _prior_span(priors[n]) if n in priors else (getattr(fixed, n), getattr(fixed, n))
+            for b in spectrum.BREAKS for n in spectrum.break_fields(b)}
+    span["alpha"] = _prior_span(priors["alpha"]) if "alpha" in priors else (fixed.alpha, fixed.alpha)
+    if spectrum_name != "broken":
+        return
+    rigidities = [spectrum.break_fields(b)[0] for b in spectrum.BREAKS]
+    for low, high in zip(rigidities, rigidities[1:]):
+        if not span[low][1] < span[high][0]:
+            raise ConfigError(f"the priors of {low} and {high} overlap: the breaks must stay in order of rigidity")
+    index = span["alpha"][0]
+    for b in spectrum.BREAKS:
+        index += span[spectrum.break_fields(b)[1]][0]
+        if not index > 0:
+            raise ConfigError(f"with these priors the injected index above the {b} can reach {index:g}: "
+                              "the spectrum would grow without bound (it must stay above 0)")
+
+
 def positive_integers(table: dict, keys, section: str) -> dict:
     """The keys of a section's table that are given, each checked as a positive integer."""
     return {k: _number(table[k], f"[{section}] {k}", integer=True, positive=True) for k in keys if k in table}
@@ -176,6 +214,10 @@ def parse_model_and_data(raw: dict, source: str, free_parameters=()) -> dict:
     if "resolution" in model:
         grids.resolution(model["resolution"])  # raises on unknown names
         values["resolution"] = model["resolution"]
+    for key in ("spectrum", "features"):
+        if key in model:
+            values[key] = model[key]
+    spectrum.break_weights(values.get("spectrum", "cutoff"), values.get("features", "injection"))  # raises
     data = _table(raw.get("data", {}), "[data]")
     modes = {s.mode_key: s for s in DATA_SOURCES.values() if s.mode_key}
     _check_keys(data, {*DATA_SOURCES, *modes, "mock"}, "data")
@@ -211,8 +253,19 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
     priors = {name: _prior(name, spec) for name, spec in _table(raw.get("priors", {}), "[priors]").items()}
     if not priors:
         raise ConfigError(f"{source}: [priors] must give at least one free parameter")
-    systematics = _table(raw.get("systematics", {}), "[systematics]")
+    systematics = dict(_table(raw.get("systematics", {}), "[systematics]"))
     _check_keys(systematics, _SECTIONS["systematics"], "systematics")
+    scale_sd = _table(systematics.pop("energy_scale_sd", {}), "[systematics] energy_scale_sd")
+    for experiment, sd in scale_sd.items():
+        if experiment not in EXPERIMENT_SCALES:
+            raise ConfigError(f"unknown experiment {experiment!r} in [systematics] energy_scale_sd; "
+                              f"choose from {', '.join(EXPERIMENT_SCALES)}")
+        _number(sd, f"[systematics] energy_scale_sd {experiment}", positive=True)
+    energy_scales = systematics.pop("energy_scale", False)
+    if not isinstance(energy_scales, bool):
+        raise ConfigError(f"[systematics] energy_scale must be true or false, got {energy_scales!r}")
+    if scale_sd and not energy_scales:
+        raise ConfigError("[systematics] energy_scale_sd needs energy_scale = true")
     for group, on in systematics.items():
         if not isinstance(on, bool):
             raise ConfigError(f"[systematics] {group} must be true or false, got {on!r}")
@@ -223,8 +276,13 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
         if site in priors and field_name in priors:
             raise ConfigError(f"[priors] may give {site} or {field_name}, not both (the first sets the second)")
     values = parse_model_and_data(raw, source, priors)
+    check_spectral_priors(priors, values.get("spectrum", "cutoff"), values.get("preset", "baseline"))
     values["priors"] = priors
     values["systematics"] = tuple(g for g, on in systematics.items() if on)
+    values["energy_scales"] = energy_scales
+    values["energy_scale_sd"] = dict(scale_sd)
+    if energy_scales and not DATA_SOURCES["cosmic_rays"].selects(values["data"]["cosmic_rays"]):
+        raise ConfigError("[systematics] energy_scale = true needs cosmic-ray data ([data] cosmic_rays)")
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
     values.update(positive_integers(sampler, ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"),

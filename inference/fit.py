@@ -19,6 +19,7 @@ from numpyro.distributions import biject_to, constraints
 
 from corona_jax.transport import AutodiffAdjoint
 
+from . import goodness
 from .model import (Problem, Setup, constrain, free_parameter_names, log_density, predictions_and_derived,
                     site_distributions)
 
@@ -55,6 +56,8 @@ class FitResult(NamedTuple):
     at_edge: dict  # name -> 'lower' | 'upper' for parameters that end on a prior edge
     intervals: dict  # name -> (low, high): 95 % one-sided interval of an edge parameter
     derived: dict  # the derived sites (share_..., derived_...) at the best fit
+    goodness: list  # goodness.TermFit of every data set at the best fit
+    goodness_total: dict  # goodness.total_fit: chi2, n_points, dof, p_value over the measurements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,8 +182,9 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
         profile = profile_likelihood(setup, cfg.profile, objective, constrained, max_steps, progress)
     _, derived = predictions_and_derived(setup, {k: np.atleast_1d(best[k]) for k in setup.config.priors})
     derived = {k: v[0] for k, v in derived.items()}
+    fits, total = goodness.fits_at(setup, best)
     return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals,
-                     derived)
+                     derived, fits, total)
 
 
 def _bounds(distribution):

@@ -23,7 +23,8 @@ from corona_jax.params import CoronaParams, preset, validate_params
 
 from .config import RunConfig
 from .systematics import corona_params, derived_quantities, model_options, neutrino_references
-from .terms import DATA_SOURCES, GammaBands, NeutrinoSpectrum, pytree_dataclass, static_field
+from .energy_scale import with_energy_scale
+from .terms import DATA_SOURCES, GammaBands, NeutrinoSpectrum, ProtonSpectrum, pytree_dataclass, static_field
 
 
 @pytree_dataclass
@@ -73,6 +74,9 @@ def build_terms(cfg: RunConfig, model: CoronaModel, mock: bool = None):
     for key, source in DATA_SOURCES.items():
         mode = cfg.data.get(source.mode_key) if source.mode_key else None
         terms += source.terms(cfg.data[key], mode, mock, model)
+    if cfg.energy_scales:
+        terms = [with_energy_scale(t, model, cfg.energy_scale_sd) if isinstance(t, ProtonSpectrum) else t
+                 for t in terms]
     return tuple(terms)
 
 
@@ -80,7 +84,8 @@ def build_setup(cfg: RunConfig) -> Setup:
     """The Problem of a configuration: the model (with the alternative tables and the burst its free
     sites need), the terms, the priors, the fixed values and the derived sites' references."""
     priors = tuple(PriorSite(p.a, p.b, name=name, kind=p.kind) for name, p in cfg.priors.items())
-    model = build_model(resolution=cfg.resolution, **model_options(cfg.priors))
+    model = build_model(resolution=cfg.resolution, spectrum=cfg.spectrum, features=cfg.features,
+                        **model_options(cfg.priors))
     terms = build_terms(cfg, model)
     reference = next((neutrino_references(t.name) for t in terms if isinstance(t, NeutrinoSpectrum)), None)
     problem = Problem(model, terms, priors, preset(cfg.preset), reference)
@@ -96,25 +101,32 @@ def derived(problem: Problem, params: CoronaParams, pred) -> dict:
     return derived_quantities(pred, params, problem.model, problem.neutrino_reference, igrb)
 
 
+def nuisance_distributions(problem: Problem) -> dict:
+    """{site: prior} of the terms' nuisances; a site shared by several terms (one experiment's
+    energy scale over its data sets) appears once."""
+    out = {}
+    for term in problem.terms:
+        out.update(term.nuisance_priors())
+    return out
+
+
 def corona_model(problem: Problem):
-    """NumPyro model: free corona parameters, the derived sites (numpyro.deterministic), then each
-    term's nuisances and log-likelihood."""
+    """NumPyro model: free corona parameters, the derived sites (numpyro.deterministic), the terms'
+    nuisances, then each term's log-likelihood."""
     values = {p.name: numpyro.sample(p.name, p.distribution()) for p in problem.priors}
     params = corona_params(problem.base_params, values)
     pred = forward.forward(params, problem.model)
     for name, value in derived(problem, params, pred).items():
         numpyro.deterministic(name, value)
+    nuisances = {name: numpyro.sample(name, d) for name, d in nuisance_distributions(problem).items()}
     for term in problem.terms:
-        nuisances = {name: numpyro.sample(name, d) for name, d in term.nuisance_priors().items()}
-        numpyro.factor(f"log-likelihood {term.name}", term.log_likelihood(term.predict(pred, problem.model), nuisances))
+        predicted = term.predict(pred, problem.model, nuisances)
+        numpyro.factor(f"log-likelihood {term.name}", term.log_likelihood(predicted, nuisances))
 
 
 def site_distributions(problem: Problem) -> dict:
     """Every sampled site's prior, corona parameters first, then the terms' nuisances."""
-    out = {p.name: p.distribution() for p in problem.priors}
-    for term in problem.terms:
-        out.update(term.nuisance_priors())
-    return out
+    return {**{p.name: p.distribution() for p in problem.priors}, **nuisance_distributions(problem)}
 
 
 def free_parameter_names(setup: Setup, include_nuisances=True):
@@ -161,8 +173,9 @@ def predictions_and_derived(setup: Setup, samples: dict, chunk=64):
 
     One jitted, vmapped forward pass over chunks of samples (numpyro's MCMC keeps only the
     sampled sites, so the derived ones are evaluated here, by the same function as in the model).
+    Terms whose points move with a nuisance (energy scales) take its sampled value, if given.
     """
-    names = list(setup.config.priors)
+    names = list(setup.config.priors) + [k for k in nuisance_distributions(setup.problem) if k in samples]
     n = len(samples[names[0]])
     parts = [_predict_batch({k: jnp.asarray(samples[k][i:i + chunk]) for k in names}, setup.problem)
              for i in range(0, n, chunk)]
@@ -170,13 +183,40 @@ def predictions_and_derived(setup: Setup, samples: dict, chunk=64):
     return predictive, {k: np.concatenate([np.asarray(p[1][k]) for p in parts]) for k in parts[0][1]}
 
 
+def _evaluate(values, problem: Problem):
+    """(params, Prediction, nuisances) at values of the sampled sites (missing nuisances: prior means)."""
+    nuisance_sites = nuisance_distributions(problem)
+    params = corona_params(problem.base_params, {k: v for k, v in values.items() if k not in nuisance_sites})
+    nuisances = {k: values.get(k, d.mean) for k, d in nuisance_sites.items()}
+    return params, forward.forward(params, problem.model), nuisances
+
+
 def _predict(values, problem: Problem):
-    params = corona_params(problem.base_params, values)
-    pred = forward.forward(params, problem.model)
-    return {t.name: t.predict(pred, problem.model) for t in problem.terms}, derived(problem, params, pred)
+    params, pred, nuisances = _evaluate(values, problem)
+    return ({t.name: t.predict(pred, problem.model, nuisances) for t in problem.terms},
+            derived(problem, params, pred))
 
 
 _predict_batch = jax.jit(jax.vmap(_predict, in_axes=(0, None)))
+
+
+def _compare(values, problem: Problem):
+    _, pred, nuisances = _evaluate(values, problem)
+    return {t.name: t.compared(t.predict(pred, problem.model, nuisances), nuisances) for t in problem.terms}
+
+
+_compare_batch = jax.jit(jax.vmap(_compare, in_axes=(0, None)))
+
+
+def compared_values(setup: Setup, samples: dict, chunk=64) -> dict:
+    """{term name: (model (S, N), data (S, N))} as each likelihood term compares them (term.compared),
+    at S sets of values of every sampled site (samples: site -> (S,))."""
+    names = [k for k in site_distributions(setup.problem) if k in samples]
+    n = len(samples[names[0]])
+    parts = [_compare_batch({k: jnp.asarray(samples[k][i:i + chunk]) for k in names}, setup.problem)
+             for i in range(0, n, chunk)]
+    return {t.name: tuple(np.concatenate([np.asarray(p[t.name][j]) for p in parts]) for j in (0, 1))
+            for t in setup.terms}
 
 
 def mock_terms(setup: Setup):

@@ -204,24 +204,53 @@ def marginals_plot(idata, var_names, priors, path, columns=4):
     return save_figure(fig, path)
 
 
-def predictive_plot(idata, setup, path, columns=3):
+def predictive_plot(idata, setup, path, checks=None, columns=3):
     """Posterior-predictive 68 % / 95 % bands of the model at every data point, over the data, one
-    panel per data set on a grid. Writes PNG and PDF; returns path."""
+    panel per data set on a grid, each with a residual panel (data - median model) / sigma under it
+    and, given goodness.posterior_checks' table, its posterior-predictive p-value or how often it
+    is exceeded. Writes PNG and PDF; returns path."""
     terms = setup.terms
     columns = min(columns, len(terms))
     rows = -(-len(terms) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.9 * rows + 0.8), squeeze=False,
-                             layout="constrained")
-    for ax, term in zip(axes.flat, terms):
-        _predictive_panel(ax, idata.posterior_predictive[term.name].values.reshape(-1, term.value.size), term)
-    for ax in axes.flat[len(terms):]:
-        ax.set_visible(False)
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(4.8 * columns, 5.0 * rows + 0.8), squeeze=False,
+                             layout="constrained", height_ratios=[3, 1] * rows)
+    for k, term in enumerate(terms):
+        ax, below = axes[2 * (k // columns), k % columns], axes[2 * (k // columns) + 1, k % columns]
+        draws = idata.posterior_predictive[term.name].values.reshape(-1, term.value.size)
+        _predictive_panel(ax, draws, term)
+        _residual_panel(below, draws, term, None if checks is None else checks.loc[term.name])
+        ax.set_xlabel("")
+    for k in range(len(terms), rows * columns):
+        axes[2 * (k // columns), k % columns].set_visible(False)
+        axes[2 * (k // columns) + 1, k % columns].set_visible(False)
     handles = {}
     for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=len(handles))
     return save_figure(fig, path)
+
+
+def _residual_panel(ax, draws, term, check):
+    """(data - median model) / sigma (the error on the model's side) per measured point, and the
+    data set's goodness of fit (a row of goodness.posterior_checks) as text."""
+    mid = np.median(draws, axis=0)
+    meas = ~np.asarray(term.is_upper_limit)
+    sigma = np.where(mid > term.value, term.err_hi, term.err_lo)
+    x = term.E_GeV[meas]
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.fill_between([x.min() / 1.5, x.max() * 1.5] if x.size else [1, 2], -2, 2, color="0.9", lw=0)
+    ax.plot(x, ((term.value - mid) / np.where(meas, sigma, 1.0))[meas], "k.")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(term.x_label)
+    ax.set_ylabel("(data − model)/σ", fontsize=8)
+    if check is not None:
+        if check["likelihood"] == "measurement":
+            text = f"ppp = {check['ppp']:.2f}, median χ² = {check['chi2_median']:.1f} / {int(check['n_points'])}"
+        else:
+            text = f"exceeded in {100 * check['draws_exceeding']:.0f} % of draws"
+        ax.text(0.02, 0.95, text, transform=ax.transAxes, va="top", fontsize=7)
 
 
 def _predictive_panel(ax, draws, term):

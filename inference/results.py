@@ -64,6 +64,7 @@ def write_fit(path, result, setup):
         d = f.create_group("derived")
         for name, value in result.derived.items():
             _column(d, name, value, derived_units(name), "derived quantity at the best fit (inference.systematics)")
+        write_goodness(f.create_group("goodness_of_fit"), result.goodness, result.goodness_total)
         cov = f.create_dataset("laplace_covariance", data=result.covariance)
         cov.attrs["axes"] = "(parameters, parameters), in the order of the root attribute 'parameters'"
         cov.attrs["units"] = "product of the two parameters' units"
@@ -86,6 +87,23 @@ def write_fit(path, result, setup):
             p.create_dataset("cut_by_prior_edge", data=np.array(prof["at_edge"], dtype=h5py.string_dtype())).attrs[
                 "description"] = "other parameters on a prior edge at each point (comma-separated; empty: none)"
     return os.path.abspath(path)
+
+
+def write_goodness(group, fits, total):
+    """goodness.TermFit of every data set (a subgroup each) and the total, into an HDF5 group."""
+    group.attrs["description"] = ("measurements: chi2 of the residuals (m - d) / sigma and its p-value with n_points "
+                                  "degrees of freedom; bounds: points the model exceeds (inference.goodness)")
+    for key, value in total.items():
+        _column(group, f"total_{key}", value, "1", "over every measured data set; dof = points - free parameters")
+    for fit in fits:
+        g = group.create_group(fit.name)
+        g.attrs["likelihood"] = "measurement" if fit.measurement else "bound"
+        _column(g, "chi2", fit.chi2, "1", "sum of squared residuals (0 for a bound)")
+        _column(g, "n_points", fit.n_points, "1", "points (degrees of freedom of this data set's p-value)")
+        _column(g, "p_value", fit.p_value, "1", "P(chi2 >= observed) for n_points degrees of freedom (nan: bound)")
+        _column(g, "n_exceeding", fit.n_exceeding, "1", "measured points below the model")
+        _column(g, "largest_excess_sigma", fit.largest_excess_sigma, "1", "largest (model - data) / sigma")
+        _column(g, "residuals", fit.residuals, "1", "(model - data) / sigma per point, sigma on the model's side")
 
 
 def derived_limits(idata):

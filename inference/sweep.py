@@ -107,9 +107,11 @@ class Plan(NamedTuple):
         return sum(int(v.any(axis=1).sum()) for v in self.valid)
 
 
-def plan_sweep(rows: np.ndarray, chunk_points: int, solves_per_chunk: int, n_devices: int = 1) -> Plan:
-    """Group the points by their transport solve and cut the groups into chunks (module docstring)."""
-    columns = [CoronaParams._fields.index(f) for f in batch.TRANSPORT_FIELDS]
+def plan_sweep(rows: np.ndarray, chunk_points: int, solves_per_chunk: int, n_devices: int = 1,
+               transport_fields=batch.TRANSPORT_FIELDS) -> Plan:
+    """Group the points by their transport solve (the columns of transport_fields, batch.transport_fields)
+    and cut the groups into chunks (module docstring)."""
+    columns = [CoronaParams._fields.index(f) for f in transport_fields]
     _, first, group = np.unique(rows[:, columns], axis=0, return_index=True, return_inverse=True)
     group = np.argsort(np.argsort(first))[group.ravel()]  # groups numbered by first appearance
     order = np.argsort(group, kind="stable")
@@ -276,7 +278,8 @@ def prepare(cfg: SweepConfig, n_devices: int = None) -> Sweep:
     setup = build_setup(cfg.run)
     n_devices = n_devices or len(jax.local_devices())
     solves = cfg.solves_per_chunk or default_solves_per_chunk(setup.model)
-    plan = plan_sweep(design_params(cfg, setup.problem.base_params), cfg.chunk_points, solves, n_devices)
+    plan = plan_sweep(design_params(cfg, setup.problem.base_params), cfg.chunk_points, solves, n_devices,
+                      batch.transport_fields(setup.model.config))
     return Sweep(cfg, setup.problem, Shares.build(cfg.run), plan)
 
 

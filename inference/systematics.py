@@ -13,6 +13,8 @@ reparameterisations of REPARAMETERISED, which `corona_params` turns into CoronaP
 * hadronic: hadronic_mix in [0, 1] from AAfrag (QGSJET-II-04m) to Kamae et al. (2006);
 * ebl: ebl_mix in [0, 1] from Inoue et al. (2013) to Saldana-Lopez et al. (2021);
 * history: the peak and the timing of the star-formation enhancement of Eq. (5);
+* nuclei: the nuclear enhancement, the gamma-ray and neutrino yield of all cosmic-ray nuclei on
+  gas with helium over that of pp alone;
 * burst: a Galactic-centre burst, a second population with its own spectrum, energy and age.
 """
 
@@ -55,6 +57,9 @@ SYSTEMATICS = {
         "history_peak": ("uniform", 1.5, 6.0),  # f at the plateau; 3 in the paper, f(today) = 1
         "history_shift_Gyr": ("uniform", -2.0, 2.0),
     },
+    # Kafexhiu et al. (2014), Eq. (24): 1.69-1.82 from 1 PeV to 2 GeV; Mori (2009) and Kachelriess,
+    # Moskalenko & Ostapchenko (2014): 1.8-2.0 (docs/systematics.md, "Nuclei")
+    "nuclei": {"nuclear_enhancement": ("uniform", 1.6, 2.1)},
     "burst": {
         "burst_log10_energy_erg": ("uniform", 53.0, 57.5),  # Fermi-bubble-like outbursts; docs/systematics.md
         "burst_alpha": ("uniform", 1.8, 2.8),

@@ -49,7 +49,7 @@ from corona_jax.model import CoronaModel
 from corona_jax.safe import safe_log
 from corona_jax.units import PROTON_MASS_GEV
 
-from . import likelihoods
+from . import energy_scale, likelihoods
 
 _BAND_NODES, _BAND_WEIGHTS = np.polynomial.legendre.leggauss(8)
 NU_PIVOT_GeV = 1.0e5
@@ -93,12 +93,23 @@ class LikelihoodTerm(abc.ABC):
         return {}
 
     @abc.abstractmethod
-    def predict(self, prediction: Prediction, model: CoronaModel):
-        """The model at this data set's points, in the data's units."""
+    def predict(self, prediction: Prediction, model: CoronaModel, nuisances: dict = None):
+        """The model at this data set's points, in the data's units (nuisances: the values of the
+        sampled nuisance sites that move the model's points, such as energy scales; None: nominal)."""
 
     @abc.abstractmethod
     def log_likelihood(self, predicted, nuisances: dict):
         """log L of the data given the predicted values and this term's nuisance values."""
+
+    def compared(self, predicted, nuisances: dict):
+        """(model, data) as the likelihood compares them: the corona plus any nuisance spectrum,
+        and the data moved by any nuisance (inference.goodness uses these)."""
+        return predicted, self.value
+
+    @property
+    def is_measurement(self) -> bool:
+        """Whether the likelihood reads the data as a measurement of the model (else as a bound)."""
+        return self.mode != "bound"
 
     def mocked(self, predicted, rng: np.random.Generator) -> "LikelihoodTerm":
         """The same term with its values replaced by `predicted` plus Gaussian noise of each row's
@@ -126,9 +137,24 @@ class ProtonSpectrum(LikelihoodTerm):
     is_upper_limit: np.ndarray
     name: str = static_field()
     mode: str = static_field()  # 'bound' or 'measurement'
+    # the experiment's energy-scale nuisance (inference.energy_scale): its site, form and prior sd
+    scale_site: str = static_field(default="")
+    scale_form: str = static_field(default="")
+    scale_sd: float = static_field(default=0.0)
 
-    def predict(self, prediction, model):
-        return loglog_interp(model.transport.E_GeV, prediction.local_flux_per_GeV_cm2_s_sr, self.E_GeV)
+    def nuisance_priors(self):
+        if not self.scale_site:
+            return {}
+        bound = energy_scale.PRIOR_SIGMAS * self.scale_sd  # bounded, so no sampler or fit step leaves it
+        return {self.scale_site: dist.TruncatedNormal(0.0, self.scale_sd, low=-bound, high=bound)}
+
+    def predict(self, prediction, model, nuisances=None):
+        flux = prediction.local_flux_per_GeV_cm2_s_sr
+        if not self.scale_site:
+            return loglog_interp(model.transport.E_GeV, flux, self.E_GeV)
+        shift = 0.0 if nuisances is None else nuisances[self.scale_site]
+        E_true, jacobian = energy_scale.true_energy(self.E_GeV, self.scale_form, shift)
+        return jacobian * loglog_interp(model.transport.E_GeV, flux, E_true)
 
     def log_likelihood(self, predicted, nuisances):
         return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, self.mode)
@@ -153,16 +179,20 @@ class NeutrinoSpectrum(LikelihoodTerm):
         return {"nu_astro_log10_norm": dist.Uniform(-20.0, -16.0),  # per-flavour dN/dE at 100 TeV
                 "nu_astro_index": dist.Uniform(1.5, 3.5)}
 
-    def predict(self, prediction, model):
+    def predict(self, prediction, model, nuisances=None):
         mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
         return loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, self.E_GeV)
 
-    def log_likelihood(self, predicted, nuisances):
-        mode = self.mode
-        if mode == "component":
+    def compared(self, predicted, nuisances):
+        if self.mode == "component":
             astro = 10.0 ** nuisances["nu_astro_log10_norm"] * (self.E_GeV / NU_PIVOT_GeV) ** (-nuisances["nu_astro_index"])
-            predicted, mode = predicted + astro, "measurement"
-        return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, mode)
+            predicted = predicted + astro
+        return predicted, self.value
+
+    def log_likelihood(self, predicted, nuisances):
+        mode = "measurement" if self.mode == "component" else self.mode
+        model, data = self.compared(predicted, nuisances)
+        return likelihoods.spectrum(model, data, self.err_lo, self.err_hi, self.is_upper_limit, mode)
 
 
 @pytree_dataclass
@@ -201,21 +231,25 @@ class GammaBands(LikelihoodTerm):
         """int dN/dE dE over each band, dN_dE evaluated at the quadrature nodes (callable)."""
         return jnp.sum(self.weights_GeV * dN_dE(self.nodes_GeV), axis=1)
 
-    def predict(self, prediction, model):
+    def predict(self, prediction, model, nuisances=None):
         E_s = model.milky_way.E_secondary_GeV
         return self.band_integrals(lambda E: loglog_interp(E_s, prediction.total.gamma, E))
 
-    def log_likelihood(self, predicted, nuisances):
+    def compared(self, predicted, nuisances):
         eta = nuisances["fermi_foreground_eta"]
         shifted = self.value + jnp.where(eta > 0, eta * self.fgsyst_hi, eta * self.fgsyst_lo)
-        if self.mode == "bound":
-            return likelihoods.must_not_exceed(predicted, shifted, self.err_hi)
         if self.mode in ("component", "power_law"):
             norm, index = 10.0 ** nuisances["igrb_log10_norm"], nuisances["igrb_index"]
             cutoff = 10.0 ** nuisances["igrb_log10_cutoff_GeV"]
             corona = predicted if self.mode == "component" else 0.0
             predicted = corona + self.band_integrals(lambda E: norm * E ** (-index) * jnp.exp(-E / cutoff))
-        return likelihoods.split_normal(predicted, shifted, self.err_lo, self.err_hi)
+        return predicted, shifted
+
+    def log_likelihood(self, predicted, nuisances):
+        model, shifted = self.compared(predicted, nuisances)
+        if self.mode == "bound":
+            return likelihoods.must_not_exceed(model, shifted, self.err_hi)
+        return likelihoods.split_normal(model, shifted, self.err_lo, self.err_hi)
 
     def mocked(self, predicted, rng):
         zero = np.zeros_like(np.asarray(self.value))
@@ -239,7 +273,7 @@ class NeutrinoEvent(LikelihoodTerm):
 
     energy_power: ClassVar[int] = 2
 
-    def predict(self, prediction, model):
+    def predict(self, prediction, model, nuisances=None):
         mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
         E = jnp.exp(self.log_E_nodes)
         E2_flux = E**2 * loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, E)
@@ -270,7 +304,7 @@ class GammaRegion(LikelihoodTerm):
     name: str = static_field()
     mode: str = static_field()
 
-    def predict(self, prediction, model):
+    def predict(self, prediction, model, nuisances=None):
         region = self.psi_weights @ prediction.milky_way.gamma + prediction.extragalactic.gamma
         return loglog_interp(model.milky_way.E_secondary_GeV, region, self.E_GeV)
 
