@@ -224,10 +224,13 @@ def test_predictive_plot_is_a_readable_grid(fake_inference, drawn, tmp_path):
     (fig,) = drawn
     _legend_outside_axes(fig)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(panels) == len(setup.terms)
-    assert len({round(ax.get_position().x0, 3) for ax in panels}) == 3
+    data = [ax for ax in panels if "cm$^{-2}$ s$^{-1}$ sr$^{-1}$]" in ax.get_ylabel()]
+    residual = [ax for ax in panels if "σ" in ax.get_ylabel()]
+    assert len(data) == len(residual) == len(setup.terms) and len(panels) == 2 * len(setup.terms)
+    assert len({round(ax.get_position().x0, 3) for ax in data}) == 3
+    for ax in residual:  # under each data set, sharing its energy axis label
+        assert "[GeV]" in ax.get_xlabel()
     for ax in panels:
-        assert "[GeV]" in ax.get_xlabel() and "cm$^{-2}$ s$^{-1}$ sr$^{-1}$]" in ax.get_ylabel()
         assert min(t.get_fontsize() for t in ax.get_xticklabels() + [ax.xaxis.label, ax.yaxis.label]) >= 8
 
 
