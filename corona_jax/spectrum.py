@@ -53,8 +53,7 @@ def break_weights(spectrum: str, features: str) -> dict:
     weights = {"injection": zero, "observer": zero, "diffusion": zero}
     if spectrum == "cutoff":
         return weights
-    knee = np.array([0.0, 0.0, 0.0, 1.0])
-    hardening = np.array([1.0, 0.0, 0.0, 0.0])
+    knee, hardening = (np.array([b == name for b in BREAKS], dtype=float) for name in ("knee", "hardening"))
     if features == "injection":
         weights["injection"] = np.ones(len(BREAKS))
     elif features == "local":

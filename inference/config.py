@@ -161,12 +161,11 @@ def check_spectral_priors(priors: dict, spectrum_name: str, preset_name: str):
     free_breaks = [n for n in priors if any(n in spectrum.break_fields(b) for b in spectrum.BREAKS)]
     if free_breaks and spectrum_name != "broken":
         raise ConfigError(f"[priors] {free_breaks[0]} acts only with [model] spectrum = 'broken'")
-    fixed = PRESETS[preset_name]
-    span = {n: _prior_span(priors[n]) if n in priors else (getattr(fixed, n), getattr(fixed, n))
-            for b in spectrum.BREAKS for n in spectrum.break_fields(b)}
-    span["alpha"] = _prior_span(priors["alpha"]) if "alpha" in priors else (fixed.alpha, fixed.alpha)
     if spectrum_name != "broken":
         return
+    fixed = PRESETS[preset_name]
+    names = ["alpha"] + [n for b in spectrum.BREAKS for n in spectrum.break_fields(b)]
+    span = {n: _prior_span(priors[n]) if n in priors else (getattr(fixed, n),) * 2 for n in names}
     rigidities = [spectrum.break_fields(b)[0] for b in spectrum.BREAKS]
     for low, high in zip(rigidities, rigidities[1:]):
         if not span[low][1] < span[high][0]:

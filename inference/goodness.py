@@ -21,6 +21,8 @@ import numpy as np
 import numpyro.distributions as dist
 from scipy import stats
 
+from . import likelihoods
+from .model import compared_values, nuisance_distributions, site_distributions
 from .terms import NeutrinoEvent
 
 P_WARNING = 0.01  # a data set below this p-value gets a warning
@@ -60,7 +62,8 @@ def term_fit(term, model, data) -> TermFit:
     largest = float(np.max(r)) if r.size else float("nan")
     if not term.is_measurement:
         return TermFit(term.name, False, 0.0, r.size, float("nan"), exceeding, largest, r)
-    chi2 = float(np.sum(np.where(ul, np.maximum(r, 0.0), r) ** 2))
+    chi2 = -2.0 * float(likelihoods.spectrum(jnp.asarray(model), jnp.asarray(data), term.err_lo, term.err_hi,
+                                             term.is_upper_limit, "measurement"))
     return TermFit(term.name, True, chi2, r.size, float(stats.chi2.sf(chi2, r.size)), exceeding, largest, r)
 
 
@@ -129,21 +132,18 @@ def _split_normal_draw(key, model, err_lo, err_hi):
     return jnp.where(below, model - z * err_hi, model + z * err_lo)
 
 
-def _chi2(model, data, err_lo, err_hi, measured):
-    sigma = jnp.where(model > data, err_hi, err_lo)
-    return jnp.sum(jnp.where(measured, ((model - data) / jnp.where(measured, sigma, 1.0)) ** 2, 0.0))
-
-
 def posterior_predictive_p(term, models, datas, key) -> tuple:
     """(p-value, chi2_obs (S,), chi2_rep (S,)) of a measured spectrum term from S posterior draws of
     (model, data) as term.compared gives them; upper-limit rows are left out."""
     measured = ~np.asarray(term.is_upper_limit)
-    lo, hi = jnp.asarray(term.err_lo), jnp.asarray(term.err_hi)
+    lo, hi = jnp.where(measured, term.err_lo, 1.0), jnp.where(measured, term.err_hi, 1.0)
     keys = jax.random.split(key, models.shape[0])
 
+    def chi2(m, d):  # the split-normal likelihood's chi^2 over the measured rows
+        return -2.0 * likelihoods.split_normal(jnp.where(measured, m, d), d, lo, hi)
+
     def one(m, d, k):
-        replica = _split_normal_draw(k, m, jnp.where(measured, lo, 1.0), jnp.where(measured, hi, 1.0))
-        return _chi2(m, d, lo, hi, measured), _chi2(m, replica, lo, hi, measured)
+        return chi2(m, d), chi2(m, _split_normal_draw(k, m, lo, hi))
 
     obs, rep = jax.vmap(one)(jnp.asarray(models), jnp.asarray(datas), keys)
     return float(jnp.mean(rep >= obs)), np.asarray(obs), np.asarray(rep)
@@ -166,8 +166,6 @@ def posterior_checks(setup, idata, seed=0):
     import arviz as az
     import pandas as pd
 
-    from .model import compared_values, site_distributions
-
     post = idata.posterior
     shape = (post.sizes["chain"], post.sizes["draw"])
     samples = {k: post[k].values.reshape(-1) for k in site_distributions(setup.problem) if k in post}
@@ -177,7 +175,7 @@ def posterior_checks(setup, idata, seed=0):
     for term in setup.terms:
         models, datas = compared[term.name]
         if not term.is_measurement or isinstance(term, NeutrinoEvent):
-            r = np.stack([np.asarray(residuals(term, jnp.asarray(m), jnp.asarray(d))) for m, d in zip(models, datas)])
+            r = np.asarray(jax.vmap(lambda m, d: residuals(term, m, d))(jnp.asarray(models), jnp.asarray(datas)))
             exceeding = np.any((r > 0) & ~np.asarray(term.is_upper_limit), axis=1)
             rows[term.name] = dict(likelihood="bound" if not term.is_measurement else "poisson event",
                                    n_points=r.shape[1], draws_exceeding=float(np.mean(exceeding)),

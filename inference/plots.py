@@ -234,13 +234,14 @@ def predictive_plot(idata, setup, path, checks=None, columns=3):
 def _residual_panel(ax, draws, term, check):
     """(data - median model) / sigma (the error on the model's side) per measured point, and the
     data set's goodness of fit (a row of goodness.posterior_checks) as text."""
+    from .goodness import residuals
+
     mid = np.median(draws, axis=0)
     meas = ~np.asarray(term.is_upper_limit)
-    sigma = np.where(mid > term.value, term.err_hi, term.err_lo)
     x = term.E_GeV[meas]
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.fill_between([x.min() / 1.5, x.max() * 1.5] if x.size else [1, 2], -2, 2, color="0.9", lw=0)
-    ax.plot(x, ((term.value - mid) / np.where(meas, sigma, 1.0))[meas], "k.")
+    ax.plot(x, -np.asarray(residuals(term, mid, term.value))[meas], "k.")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(term.x_label)

@@ -35,6 +35,9 @@ spectrum (IceCube: a power law; Fermi: a power law with an exponential cut-off).
 
 import abc
 import dataclasses
+import functools
+import inspect
+import warnings
 from typing import Callable, ClassVar
 
 import jax
@@ -82,6 +85,22 @@ class LikelihoodTerm(abc.ABC):
     """Interface of a data set in the likelihood. Subclasses are @pytree_dataclass dataclasses
     with at least name, E_GeV, value, err_lo, err_hi and is_upper_limit (for the results), and
     must define predict and log_likelihood (a subclass without them cannot be instantiated)."""
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass written for the older predict(prediction, model) still works, with a
+        DeprecationWarning: its predict is wrapped to take (and ignore) nuisances."""
+        super().__init_subclass__(**kwargs)
+        old = cls.__dict__.get("predict")
+        if old is None or "nuisances" in inspect.signature(old).parameters:
+            return
+        warnings.warn(f"{cls.__name__}.predict(prediction, model) is deprecated: give it a third argument, "
+                      "nuisances=None (LikelihoodTerm.predict)", DeprecationWarning, stacklevel=2)
+
+        @functools.wraps(old)
+        def predict(self, prediction, model, nuisances=None):
+            return old(self, prediction, model)
+
+        cls.predict = predict
 
     energy_power: ClassVar[int] = 2  # plots show E^power x value
     value_units: ClassVar[str] = "GeV^-1 cm^-2 s^-1 sr^-1"

@@ -245,7 +245,7 @@ def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch)
         def nuisance_priors(self):
             return {"toy_scale": dist.Normal(1.0, 0.1)}
 
-        def predict(self, prediction, model, nuisances=None):
+        def predict(self, prediction, model):
             return terms.loglog_interp(model.milky_way.E_secondary_GeV, prediction.total.gamma, self.E_GeV)
 
         def log_likelihood(self, predicted, nuisances):

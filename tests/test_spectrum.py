@@ -101,8 +101,7 @@ def test_grouped_sweep_with_free_breaks_equals_forward(broken_models):
     solves = [params.preset("baseline")._replace(log10_D0_cm2_s=d) for d in (28.8, 29.6)]
     spectra = [dict(hardening_dindex=-0.3, softening_log10_R_GV=4.3), dict(knee_dindex=1.2, alpha=2.5)]
     rows = [[s._replace(**sp) for sp in spectra] for s in solves]
-    point_params = params.CoronaParams(*(jnp.asarray([[getattr(q, f) for q in row] for row in rows])
-                                         for f in params.CoronaParams._fields))
+    point_params = jax.tree.map(lambda *x: jnp.stack(x), *(batch.stack(row) for row in rows))
     got = jax.jit(batch.evaluate_grouped)(batch.stack(solves), point_params, m)
     single = jax.jit(forward.forward)
     for s, row in enumerate(rows):
@@ -249,3 +248,33 @@ neutrinos = "IceCube-HESE-7.5yr"
         up[name], down[name] = theta[name] + h, theta[name] - h
         fd = (float(f(up)) - float(f(down))) / (2 * h)
         assert float(grad[name]) == pytest.approx(fd, rel=2e-5, abs=1e-4), name
+
+
+def test_every_cosmic_ray_data_set_has_an_experiment_with_an_energy_scale():
+    from corona_jax import observations
+    from corona_jax.inference import energy_scale
+
+    for name in observations.COSMIC_RAY_DATASETS:
+        assert energy_scale.DATASET_EXPERIMENT[name] in energy_scale.EXPERIMENT_SCALES, name
+
+
+def test_a_term_with_the_older_predict_signature_still_works_with_a_warning(coarse_forward_model):
+    from corona_jax.inference import terms
+
+    with pytest.warns(DeprecationWarning, match="nuisances=None"):
+        @terms.pytree_dataclass
+        class Old(terms.LikelihoodTerm):
+            E_GeV: np.ndarray
+            value: np.ndarray
+            name: str = terms.static_field()
+
+            def predict(self, prediction, model):
+                return terms.loglog_interp(model.transport.E_GeV, prediction.local_flux_per_GeV_cm2_s_sr, self.E_GeV)
+
+            def log_likelihood(self, predicted, nuisances):
+                return -jnp.sum(predicted)
+
+    m = coarse_forward_model
+    pred = jax.jit(forward.forward)(params.preset("baseline"), m)
+    term = Old(np.array([100.0]), np.array([1.0]), name="old")
+    np.testing.assert_array_equal(term.predict(pred, m, {"anything": 0.0}), term.predict(pred, m))
