@@ -82,6 +82,11 @@ DEFAULT_GAMMA_DATASET = "Fermi-IGRB-A"
 
 _COLUMNS = ("E_GeV", "E_lo_GeV", "E_hi_GeV", "flux", "err_lo", "err_hi", "is_upper_limit")
 
+# data set -> its publication's table of errors by source, in rigidity bins (a different layout:
+# load_error_breakdown)
+ERROR_BREAKDOWNS = {"AMS02": "cr_proton_AMS02_2015_error_breakdown.csv"}
+_BREAKDOWN_COLUMNS = ("Rigidity_GV_inf", "Rigidity_GV_sup", "Phi", "sigma_stat", "sigma_syst")
+
 
 def _read_text(filename):
     try:
@@ -247,3 +252,25 @@ def segment_flux(data, E_GeV) -> float:
     lo, hi = data.extra["E_lo_GeV"], data.extra["E_hi_GeV"]
     k = int(np.flatnonzero((lo <= E_GeV) & (E_GeV < hi))[0])
     return float(data.flux_per_GeV_cm2_s_sr[k] * (data.E_GeV[k] / E_GeV) ** 2)
+
+
+def load_error_breakdown(name: str) -> dict:
+    """The error table of ERROR_BREAKDOWNS[name]: column -> array (bin edges R [GV], the flux Phi and
+    each sigma_<source> in the units of Phi); DataError names a missing or malformed file."""
+    try:
+        filename = ERROR_BREAKDOWNS[name]
+    except KeyError:
+        raise DataError(f"no error breakdown for data set {name!r}; available: {', '.join(ERROR_BREAKDOWNS)}") from None
+    meta, rows = _split_header(_read_text(filename))
+    table = list(csv.DictReader(io.StringIO("\n".join(rows)), skipinitialspace=True))
+    columns = [c.strip() for c in (table[0].keys() if table else ())]
+    missing = [c for c in _BREAKDOWN_COLUMNS if c not in columns]
+    if missing or "reference" not in meta:
+        raise DataError(f"{filename}: missing column(s) or provenance: {', '.join(missing) or 'reference'}")
+    try:
+        out = {c.strip(): np.array([float(r[c]) for r in table]) for c in table[0].keys()}
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{filename}: a value is not numeric ({exc})") from None
+    if not all(np.all(np.isfinite(v)) for v in out.values()) or np.any(out["Phi"] <= 0):
+        raise DataError(f"{filename}: values must be finite and fluxes positive")
+    return out

@@ -12,7 +12,9 @@ The data sets must all be measurements ('bound' and 'component' likelihoods do n
 data would scatter) and KM3-230213A (one event) is refused. Simulation i draws the free
 parameters from their priors, evaluates the model and adds Gaussian noise of each data point's
 own error (the mean of err_lo and err_hi; an upper limit's value for upper-limit rows), so the
-likelihood the inference uses is exactly the one the mocks were drawn from.
+likelihood the inference uses is exactly the one the mocks were drawn from. The nuisances that
+move the cosmic-ray data (each experiment's energy scale, the solar-modulation potentials) are
+drawn from their priors as well, and are ranked and profiled like the corona parameters.
 
 Each mock is inferred twice over:
 - 'laplace': L-BFGS to the posterior mode in numpyro's unconstrained coordinates (the
@@ -52,6 +54,7 @@ from .config import (_SECTIONS, RunConfig, _check_keys, _seed, _table, parse_run
 from .fit import NegLogDensity, minimise
 from .model import (FlatPotential, Setup, build_setup, build_terms, constrain, predictions_and_derived,
                     site_distributions)
+from .terms import ProtonSpectrum
 from .sweep import open_for_resume
 
 METHODS = ("laplace", "nuts")
@@ -118,32 +121,43 @@ def measured(term):
 
 
 def simulate(term, predicted, rng: np.random.Generator):
-    """Mock values of a term: drawn from its (measured) likelihood at `predicted`."""
+    """Mock values of a term: drawn from its (measured) likelihood at `predicted` (with a
+    covariance, correlated noise)."""
     sigma = np.asarray(measured(term).err_lo)
-    return np.asarray(predicted) + sigma * rng.standard_normal(sigma.shape)
+    noise = rng.standard_normal(sigma.shape)
+    if getattr(term, "cov_cholesky", None) is not None:
+        return np.asarray(predicted) + np.asarray(term.cov_cholesky) @ noise
+    return np.asarray(predicted) + sigma * noise
 
 
 class Calibration(NamedTuple):
     cfg: CalibrateConfig
     setup: Setup
     names: tuple  # every sampled site, sorted (numpyro's order)
-    parameters: tuple  # the free corona parameters ([priors]), ranked and profiled
+    parameters: tuple  # ranked and profiled: the free corona parameters ([priors]), then the nuisances
+    # that move the cosmic-ray data (energy scales, solar modulation), drawn from their priors too
 
 
 def prepare(cfg: CalibrateConfig) -> Calibration:
     setup = build_setup(cfg.run)  # the mocks are the model's protons, so all-particle spectra are measurements too
     setup = setup._replace(problem=setup.problem._replace(terms=build_terms(cfg.run, setup.model, mock=True)))
     names = tuple(sorted(site_distributions(setup.problem)))
-    return Calibration(cfg, setup, names, tuple(cfg.run.priors))
+    nuisances = tuple(dict.fromkeys(k for t in setup.terms if isinstance(t, ProtonSpectrum)
+                                    for k in t.nuisance_priors()))
+    return Calibration(cfg, setup, names, tuple(cfg.run.priors) + nuisances)
 
 
 def prior_draws(cal: Calibration) -> dict:
-    """N draws of every free corona parameter from its prior: name -> (N,)."""
+    """N draws from its prior of every calibrated parameter: name -> (N,)."""
     rng = np.random.default_rng([cal.cfg.seed, 0])
+    n = cal.cfg.draws
     out = {}
     for p in cal.setup.problem.priors:
-        n = cal.cfg.draws
         out[p.name] = rng.uniform(p.a, p.b, n) if p.kind == "uniform" else rng.normal(p.a, p.b, n)
+    sites = site_distributions(cal.setup.problem)
+    for j, name in enumerate(k for k in cal.parameters if k not in out):
+        key = jax.random.fold_in(jax.random.PRNGKey(cal.cfg.seed), j)
+        out[name] = np.asarray(sites[name].sample(key, (n,)), dtype=np.float64)
     return out
 
 
@@ -219,8 +233,8 @@ def _infer_batch(inference: MockInference, terms, truth, problem):
 
 
 def to_unconstrained(cal: Calibration, values: dict) -> np.ndarray:
-    """(N, sites) unconstrained coordinates of the truths; nuisances (not in values) at their prior
-    medians' images (0), as they do not change the mocks."""
+    """(N, sites) unconstrained coordinates of the truths; sites not in values (nuisances that do not
+    change the mocks, such as the Fermi-LAT foreground's) at the image 0 of their prior's middle."""
     d = site_distributions(cal.setup.problem)
     n = len(next(iter(values.values())))
     return np.stack([np.asarray(biject_to(d[k].support).inv(jnp.asarray(values[k]))) if k in values

@@ -20,7 +20,11 @@ Sections and keys (unknown ones are refused with one clear error):
            of nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS
            (a prior of the same name in [priors] replaces the default); energy_scale = true gives
            every cosmic-ray data set its experiment's energy-scale nuisance
-           (inference.energy_scale), energy_scale_sd = { EXPERIMENT = sd } replaces a prior's sd
+           (inference.energy_scale), energy_scale_sd = { EXPERIMENT = sd } replaces a prior's sd;
+           solar_modulation = true gives the low-energy direct data (AMS-02, DAMPE, CALET) their
+           epoch's force-field potential (inference.solar_modulation); correlated_errors = true
+           gives the data sets with a published error breakdown (AMS-02) their covariance across
+           energy (inference.covariance)
 [data.mock] seed and a value for every prior's parameter: replace the data by the model
            there plus noise with the real data's relative errors
 [sampler]  chains, warmup, samples, seed (>= 0), target_accept, max_tree_depth, checkpoint_every
@@ -36,9 +40,11 @@ from dataclasses import dataclass, field
 
 from corona_jax import grids, spectrum
 from corona_jax.errors import ConfigError
+from corona_jax.observations import ERROR_BREAKDOWNS
 from corona_jax.params import PARAMETER_RANGES, PRESETS
 
 from .energy_scale import EXPERIMENT_SCALES
+from .solar_modulation import check_selects_modulated
 from .systematics import RATIO_PARAMETER, REPARAMETERISED, SYSTEMATICS
 from .terms import DATA_SOURCES
 
@@ -77,6 +83,8 @@ class RunConfig:
     systematics: tuple = ()  # the groups of [systematics] switched on
     energy_scales: bool = False  # each cosmic-ray data set with its experiment's energy-scale nuisance
     energy_scale_sd: dict = field(default_factory=dict)  # experiment -> prior sd replacing the default
+    solar_modulation: bool = False  # the low-energy direct data with their epoch's force-field potential
+    correlated_errors: bool = False  # data sets with a published error breakdown get their covariance
     data: dict = field(default_factory=default_data)  # [data] key -> data sets or mode
     mock: dict = field(default_factory=dict)  # parameter -> value, plus 'seed'
     chains: int = 4
@@ -100,7 +108,8 @@ _SECTIONS = {
     "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
     "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init", "checkpoint_every"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
-    "systematics": set(SYSTEMATICS) | {"energy_scale", "energy_scale_sd"},
+    "systematics": set(SYSTEMATICS) | {"energy_scale", "energy_scale_sd", "solar_modulation",
+                                             "correlated_errors"},
 }
 
 
@@ -261,8 +270,12 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
                               f"choose from {', '.join(EXPERIMENT_SCALES)}")
         _number(sd, f"[systematics] energy_scale_sd {experiment}", positive=True)
     energy_scales = systematics.pop("energy_scale", False)
-    if not isinstance(energy_scales, bool):
-        raise ConfigError(f"[systematics] energy_scale must be true or false, got {energy_scales!r}")
+    modulation = systematics.pop("solar_modulation", False)
+    correlated = systematics.pop("correlated_errors", False)
+    for key, on in (("energy_scale", energy_scales), ("solar_modulation", modulation),
+                    ("correlated_errors", correlated)):
+        if not isinstance(on, bool):
+            raise ConfigError(f"[systematics] {key} must be true or false, got {on!r}")
     if scale_sd and not energy_scales:
         raise ConfigError("[systematics] energy_scale_sd needs energy_scale = true")
     for group, on in systematics.items():
@@ -280,8 +293,16 @@ def parse_run_sections(raw: dict, source: str) -> RunConfig:
     values["systematics"] = tuple(g for g, on in systematics.items() if on)
     values["energy_scales"] = energy_scales
     values["energy_scale_sd"] = dict(scale_sd)
+    values["solar_modulation"] = modulation
+    values["correlated_errors"] = correlated
     if energy_scales and not DATA_SOURCES["cosmic_rays"].selects(values["data"]["cosmic_rays"]):
         raise ConfigError("[systematics] energy_scale = true needs cosmic-ray data ([data] cosmic_rays)")
+    if modulation:
+        check_selects_modulated(values["data"]["cosmic_rays"])
+    if correlated and not (values["data"]["cosmic_ray_mode"] == "measurement"
+                           and any(n in ERROR_BREAKDOWNS for n in values["data"]["cosmic_rays"])):
+        raise ConfigError("[systematics] correlated_errors = true needs a data set with a published error breakdown "
+                          f"({', '.join(ERROR_BREAKDOWNS)}) in [data] cosmic_rays, with cosmic_ray_mode = 'measurement'")
     sampler = _table(raw.get("sampler", {}), "[sampler]")
     _check_keys(sampler, _SECTIONS["sampler"], "sampler")
     values.update(positive_integers(sampler, ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"),

@@ -10,7 +10,9 @@
   likelihood (a split normal about the model) and the discrepancy chi^2(replica) is compared
   with chi^2(data) at the same draw (Gelman, Meng & Stern 1996); p = P(chi^2_rep >= chi^2_obs).
   These bunch towards 0.5 for a good model; small values flag a misfit.
-* PSIS-LOO (ArviZ) from the pointwise log-likelihood of every measured point, with Pareto k.
+* PSIS-LOO (ArviZ) from the pointwise log-likelihood of every measured point, with Pareto k; a
+  data set with a covariance (AMS-02 with correlated_errors) is left out as a whole, since its
+  points are not independent (Buerkner, Gabry & Vehtari 2021 give the pointwise alternative).
 """
 
 from typing import NamedTuple
@@ -48,6 +50,19 @@ def residuals(term, model, data):
     return jnp.where(term.is_upper_limit, jnp.maximum(model, 0.0) / data, measured)
 
 
+def correlated(term):
+    """The Cholesky factor of the term's covariance, or None (independent errors)."""
+    return getattr(term, "cov_cholesky", None)
+
+
+def measured_chi2(term, model, data):
+    """-2 log L of a measured spectrum (jnp): the split normal over its rows, or with a covariance
+    the quadratic form (m - d)^T C^-1 (m - d)."""
+    if correlated(term) is not None:
+        return -2.0 * likelihoods.correlated_normal(model, data, term.cov_cholesky)
+    return -2.0 * likelihoods.spectrum(model, data, term.err_lo, term.err_hi, term.is_upper_limit, "measurement")
+
+
 def term_fit(term, model, data) -> TermFit:
     """The goodness of fit of one term from (model, data) as its likelihood compares them
     (term.compared; concrete arrays)."""
@@ -62,8 +77,7 @@ def term_fit(term, model, data) -> TermFit:
     largest = float(np.max(r)) if r.size else float("nan")
     if not term.is_measurement:
         return TermFit(term.name, False, 0.0, r.size, float("nan"), exceeding, largest, r)
-    chi2 = -2.0 * float(likelihoods.spectrum(jnp.asarray(model), jnp.asarray(data), term.err_lo, term.err_hi,
-                                             term.is_upper_limit, "measurement"))
+    chi2 = float(measured_chi2(term, jnp.asarray(model), jnp.asarray(data)))
     return TermFit(term.name, True, chi2, r.size, float(stats.chi2.sf(chi2, r.size)), exceeding, largest, r)
 
 
@@ -92,17 +106,25 @@ def total_fit(fits, n_free: int, pulls=()) -> dict:
             "p_value": float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan")}
 
 
+def largest_pull(f: TermFit) -> float:
+    """The residual (m - d) / sigma of largest size, with its sign (nan without points)."""
+    r = np.asarray(f.residuals)
+    return float(r[np.argmax(np.abs(r))]) if r.size else float("nan")
+
+
 def report_lines(fits, total=None) -> list:
     """A printed table: one line per data set, then the total."""
     lines = []
     for f in fits:
         if f.measurement:
             lines.append(f"  {f.name:<28} chi2 = {f.chi2:8.2f} for {f.n_points:3d} points, p = {f.p_value:.3g}, "
-                         f"largest pull {f.largest_excess_sigma:+.1f} sigma")
+                         f"largest pull {largest_pull(f):+.1f} sigma")
         else:
             lines.append(f"  {f.name:<28} bound: the model exceeds {f.n_exceeding} of {f.n_points} points"
                          + (f", by up to {f.largest_excess_sigma:.2f} sigma" if f.n_exceeding else ""))
-    if total and total["n_points"]:
+    if total is not None and not total["n_points"]:
+        lines.append("  no data set is read as a measurement: the run has no chi^2, only the bounds above")
+    elif total:
         lines.append(f"  {'total (measurements)':<28} chi2 = {total['chi2']:8.2f} for {total['dof']} degrees of "
                      f"freedom ({total['n_points']} points), p = {total['p_value']:.3g}")
     return lines
@@ -134,23 +156,38 @@ def _split_normal_draw(key, model, err_lo, err_hi):
 
 def posterior_predictive_p(term, models, datas, key) -> tuple:
     """(p-value, chi2_obs (S,), chi2_rep (S,)) of a measured spectrum term from S posterior draws of
-    (model, data) as term.compared gives them; upper-limit rows are left out."""
+    (model, data) as term.compared gives them; upper-limit rows are left out. Replicas are drawn
+    from the term's likelihood: the split normal, or the multivariate normal of its covariance."""
     measured = ~np.asarray(term.is_upper_limit)
     lo, hi = jnp.where(measured, term.err_lo, 1.0), jnp.where(measured, term.err_hi, 1.0)
     keys = jax.random.split(key, models.shape[0])
 
-    def chi2(m, d):  # the split-normal likelihood's chi^2 over the measured rows
+    def chi2(m, d):  # the likelihood's chi^2 over the measured rows
+        if correlated(term) is not None:
+            return measured_chi2(term, m, d)
         return -2.0 * likelihoods.split_normal(jnp.where(measured, m, d), d, lo, hi)
 
+    def replica(k, m):
+        if correlated(term) is not None:
+            return m + term.cov_cholesky @ jax.random.normal(k, m.shape)
+        return _split_normal_draw(k, m, lo, hi)
+
     def one(m, d, k):
-        return chi2(m, d), chi2(m, _split_normal_draw(k, m, lo, hi))
+        return chi2(m, d), chi2(m, replica(k, m))
 
     obs, rep = jax.vmap(one)(jnp.asarray(models), jnp.asarray(datas), keys)
     return float(jnp.mean(rep >= obs)), np.asarray(obs), np.asarray(rep)
 
 
 def pointwise_log_likelihood(term, models, datas):
-    """log p(d_i | theta) of every measured row (S, N_measured): the normalised split normal."""
+    """log p(d_i | theta) of every measured row (S, N_measured): the normalised split normal. With a
+    covariance the rows are not independent and pointwise LOO is not defined: the whole data set
+    is one observation (S, 1), its multivariate normal density, so LOO leaves the data set out."""
+    if correlated(term) is not None:
+        L = np.asarray(term.cov_cholesky)
+        chi2 = np.asarray(jax.vmap(lambda m, d: measured_chi2(term, m, d))(jnp.asarray(models), jnp.asarray(datas)))
+        log_norm = np.sum(np.log(np.diag(L))) + 0.5 * L.shape[0] * np.log(2.0 * np.pi)
+        return (-0.5 * chi2 - log_norm)[:, None]
     measured = ~np.asarray(term.is_upper_limit)
     lo, hi = np.asarray(term.err_lo)[measured], np.asarray(term.err_hi)[measured]
     m, d = np.asarray(models)[:, measured], np.asarray(datas)[:, measured]
@@ -185,7 +222,8 @@ def posterior_checks(setup, idata, seed=0):
         p, obs, _ = posterior_predictive_p(term, models, datas, sub)
         pointwise[term.name] = pointwise_log_likelihood(term, models, datas).reshape(*shape, -1)
         rows[term.name] = dict(likelihood="measurement", n_points=int(np.sum(~np.asarray(term.is_upper_limit))),
-                               chi2_median=float(np.median(obs)), ppp=p)
+                               chi2_median=float(np.median(obs)), ppp=p,
+                               loo_leaves_out="data set" if correlated(term) is not None else "point")
         if p < P_WARNING:
             warnings.append(f"{term.name}: posterior-predictive p = {p:.2g} (median chi2 {np.median(obs):.1f} for "
                             f"{rows[term.name]['n_points']} points): the model does not describe these data")

@@ -6,18 +6,26 @@ Conventions (all terms drop constants that do not depend on the model):
   log L = -1/2 ((m - d) / s)^2 with s = err_hi if m > d else err_lo. Its normalisation
   depends only on err_lo + err_hi, so it does not bias the fit.
 * "Must not exceed" (one-sided): log L = -1/2 ((m - d) / err_hi)^2 for m > d, else 0.
+* Correlated errors (a covariance C = L L^T, inference.covariance): -1/2 (m - d)^T C^-1 (m - d).
 * Upper limits (rows flagged so, e.g. the last IceCube HESE segment, a ~1 sigma limit
   with best fit 0): a half-normal at zero whose 1-sigma point is the limit,
   log L = -1/2 (m / limit)^2; one-sided in every mode.
 """
 
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 
 
 def split_normal(model, data, err_lo, err_hi):
     """Sum of split-normal terms."""
     sigma = jnp.where(model > data, err_hi, err_lo)
     return -0.5 * jnp.sum(((model - data) / sigma) ** 2)
+
+
+def correlated_normal(model, data, cholesky):
+    """A multivariate normal with covariance L L^T (L = cholesky, lower): -1/2 |L^-1 (m - d)|^2."""
+    z = solve_triangular(cholesky, model - data, lower=True)
+    return -0.5 * jnp.sum(z**2)
 
 
 def must_not_exceed(model, data, err_hi):

@@ -23,7 +23,9 @@ from corona_jax.params import CoronaParams, preset, validate_params
 
 from .config import RunConfig
 from .systematics import corona_params, derived_quantities, model_options, neutrino_references
+from .covariance import with_covariance
 from .energy_scale import with_energy_scale
+from .solar_modulation import with_solar_modulation
 from .terms import DATA_SOURCES, GammaBands, NeutrinoSpectrum, ProtonSpectrum, pytree_dataclass, static_field
 
 
@@ -77,6 +79,11 @@ def build_terms(cfg: RunConfig, model: CoronaModel, mock: bool = None):
     if cfg.energy_scales:
         terms = [with_energy_scale(t, model, cfg.energy_scale_sd) if isinstance(t, ProtonSpectrum) else t
                  for t in terms]
+    if cfg.correlated_errors:  # the energy-scale nuisance, when free, replaces the rigidity-scale errors
+        terms = [with_covariance(t, include_scale=not cfg.energy_scales) if isinstance(t, ProtonSpectrum) else t
+                 for t in terms]
+    if cfg.solar_modulation:
+        terms = [with_solar_modulation(t) if isinstance(t, ProtonSpectrum) else t for t in terms]
     return tuple(terms)
 
 

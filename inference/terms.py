@@ -52,7 +52,7 @@ from corona_jax.model import CoronaModel
 from corona_jax.safe import safe_log
 from corona_jax.units import PROTON_MASS_GEV
 
-from . import energy_scale, likelihoods
+from . import energy_scale, likelihoods, solar_modulation
 
 _BAND_NODES, _BAND_WEIGHTS = np.polynomial.legendre.leggauss(8)
 NU_PIVOT_GeV = 1.0e5
@@ -156,27 +156,53 @@ class ProtonSpectrum(LikelihoodTerm):
     is_upper_limit: np.ndarray
     name: str = static_field()
     mode: str = static_field()  # 'bound' or 'measurement'
+    # lower Cholesky factor of the data's covariance (inference.covariance), or None: independent errors
+    cov_cholesky: np.ndarray = None
     # the experiment's energy-scale nuisance (inference.energy_scale): its site, form and prior sd
     scale_site: str = static_field(default="")
     scale_form: str = static_field(default="")
     scale_sd: float = static_field(default=0.0)
+    # the epoch's force-field potential (inference.solar_modulation): its site and normal prior [GV]
+    phi_site: str = static_field(default="")
+    phi_mean_GV: float = static_field(default=0.0)
+    phi_sd_GV: float = static_field(default=0.0)
 
     def nuisance_priors(self):
-        if not self.scale_site:
-            return {}
-        bound = energy_scale.PRIOR_SIGMAS * self.scale_sd  # bounded, so no sampler or fit step leaves it
-        return {self.scale_site: dist.TruncatedNormal(0.0, self.scale_sd, low=-bound, high=bound)}
+        priors = {}
+        if self.scale_site:
+            bound = energy_scale.PRIOR_SIGMAS * self.scale_sd  # bounded, so no sampler or fit step leaves it
+            priors[self.scale_site] = dist.TruncatedNormal(0.0, self.scale_sd, low=-bound, high=bound)
+        if self.phi_site:
+            low, high = solar_modulation.prior_bounds(self.phi_mean_GV, self.phi_sd_GV)
+            priors[self.phi_site] = dist.TruncatedNormal(self.phi_mean_GV, self.phi_sd_GV, low=low, high=high)
+        return priors
 
     def predict(self, prediction, model, nuisances=None):
-        flux = prediction.local_flux_per_GeV_cm2_s_sr
-        if not self.scale_site:
-            return loglog_interp(model.transport.E_GeV, flux, self.E_GeV)
-        shift = 0.0 if nuisances is None else nuisances[self.scale_site]
-        E_true, jacobian = energy_scale.true_energy(self.E_GeV, self.scale_form, shift)
-        return jacobian * loglog_interp(model.transport.E_GeV, flux, E_true)
+        """The model flux in the data's frame: the energy scale moves the reported energies to the
+        true ones, the force field maps those to the interstellar flux the model computes."""
+        def lis(E):
+            return loglog_interp(model.transport.E_GeV, prediction.local_flux_per_GeV_cm2_s_sr, E)
+
+        E, jacobian = self.E_GeV, 1.0
+        if self.scale_site:
+            shift = 0.0 if nuisances is None else nuisances[self.scale_site]
+            E, jacobian = energy_scale.true_energy(self.E_GeV, self.scale_form, shift)
+        if self.phi_site:
+            phi = self.phi_mean_GV if nuisances is None else nuisances[self.phi_site]
+            return jacobian * solar_modulation.modulated(lis, E, phi)
+        return jacobian * lis(E)
 
     def log_likelihood(self, predicted, nuisances):
+        if self.cov_cholesky is not None and self.mode == "measurement":
+            return likelihoods.correlated_normal(predicted, self.value, self.cov_cholesky)
         return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, self.mode)
+
+    def mocked(self, predicted, rng):
+        """With a covariance: the model plus correlated noise, errors and covariance kept."""
+        if self.cov_cholesky is None:
+            return super().mocked(predicted, rng)
+        noise = np.asarray(self.cov_cholesky) @ rng.standard_normal(np.shape(predicted))
+        return dataclasses.replace(self, value=np.asarray(predicted) + noise)
 
 
 @pytree_dataclass

@@ -79,3 +79,19 @@ def test_total_counts_gaussian_pulls_and_free_parameters():
     total = goodness.total_fit(fits, 2, pulls=[2.0])
     assert total["chi2"] == pytest.approx(14.0) and total["dof"] == 10 and total["n_points"] == 12
     assert total["p_value"] == pytest.approx(stats.chi2.sf(14.0, 10))
+
+
+def test_a_run_with_only_bounds_says_it_has_no_chi2():
+    term = _term([1.0, 2.0], [0.1, 0.1], mode="bound")
+    fit = goodness.term_fit(term, np.array([1.5, 1.0]), term.value)
+    lines = goodness.report_lines([fit], goodness.total_fit([fit], n_free=2))
+    assert "exceeds 1 of 2 points" in lines[0]
+    assert lines[-1].strip().startswith("no data set is read as a measurement")
+
+
+def test_the_printed_largest_pull_is_the_largest_in_size_with_its_sign():
+    """A fit whose worst point lies below the data: the table names that point, not the largest excess."""
+    term = _term([1.0, 1.0, 1.0], [0.1, 0.1, 0.1])
+    fit = goodness.term_fit(term, np.array([0.7, 1.02, 1.0]), term.value)  # pulls -3, +0.13, 0
+    assert goodness.largest_pull(fit) == pytest.approx(-3.0)
+    assert "largest pull -3.0 sigma" in goodness.report_lines([fit])[0]

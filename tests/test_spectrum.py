@@ -230,6 +230,7 @@ knee_log10_R_GV = { uniform = [6.0, 7.0] }
 nuclear_enhancement = { uniform = [1.5, 2.1] }
 [systematics]
 energy_scale = true
+solar_modulation = true
 [data]
 cosmic_rays = ["AMS02", "DAMPE", "LHAASO-2025-knee"]
 cosmic_ray_mode = "measurement"
@@ -238,7 +239,7 @@ neutrinos = "IceCube-HESE-7.5yr"
     setup = inference_model.build_setup(cfg)
     theta = dict(alpha=2.45, hardening_dindex=-0.25, knee_log10_R_GV=6.5, nuclear_enhancement=1.8,
                  rigidity_offset_AMS02_per_TV=0.01, energy_scale_DAMPE=0.01, energy_scale_LHAASO=-0.03,
-                 fermi_foreground_eta=0.3)
+                 solar_phi_AMS02_GV=0.7, solar_phi_DAMPE_GV=0.45, fermi_foreground_eta=0.3)
     theta = {k: jnp.asarray(v) for k, v in theta.items()}
     f = jax.jit(inference_model.log_density_fn(setup))
     grad = jax.jit(jax.grad(inference_model.log_density_fn(setup)))(theta)
@@ -278,3 +279,63 @@ def test_a_term_with_the_older_predict_signature_still_works_with_a_warning(coar
     pred = jax.jit(forward.forward)(params.preset("baseline"), m)
     term = Old(np.array([100.0]), np.array([1.0]), name="old")
     np.testing.assert_array_equal(term.predict(pred, m, {"anything": 0.0}), term.predict(pred, m))
+
+
+# --- solar modulation -----------------------------------------------------------------------------
+
+def test_force_field_conserves_phase_space_density_and_vanishes_at_zero_potential():
+    """J / p^2 at the top of the atmosphere equals J_LIS / p^2 at E + phi; phi = 0 changes nothing."""
+    from corona_jax.inference import solar_modulation
+    from corona_jax.units import PROTON_MASS_GEV
+
+    E = jnp.geomspace(2.0, 1e4, 50)
+
+    def lis(E):
+        return E ** -2.8
+
+    np.testing.assert_array_equal(solar_modulation.modulated(lis, E, 0.0), lis(E))
+    phi = 0.62
+    top = solar_modulation.modulated(lis, E, phi)
+    p2 = E**2 - PROTON_MASS_GEV**2
+    p2_lis = (E + phi) ** 2 - PROTON_MASS_GEV**2
+    np.testing.assert_allclose(top / p2, lis(E + phi) / p2_lis, rtol=1e-13)
+    # far above the proton mass a power law E^-gamma is suppressed by (1 + phi/E)^-(gamma + 2)
+    high = E > 2e3
+    np.testing.assert_allclose(top[high] / lis(E[high]), (1 + phi / E[high]) ** -4.8, rtol=1e-6)
+    # the size the issue quotes: ~10 % at 20 GeV, a few per cent at 100 GeV
+    assert 0.86 < float(solar_modulation.modulated(lis, 20.0, phi) / lis(20.0)) < 0.90
+    assert 0.96 < float(solar_modulation.modulated(lis, 100.0, phi) / lis(100.0)) < 0.98
+
+
+def test_solar_modulation_switch_adds_one_potential_per_epoch():
+    from corona_jax.inference import config
+    from corona_jax.inference import model as inference_model
+
+    text = """
+[priors]
+alpha = { uniform = [2.0, 2.8] }
+[systematics]
+solar_modulation = true
+[data]
+cosmic_rays = [%s]
+cosmic_ray_mode = "measurement"
+"""
+    setup = inference_model.build_setup(config.parse_config(text % '"AMS02", "DAMPE", "CREAM-III"'))
+    sites = inference_model.nuisance_distributions(setup.problem)
+    assert {k for k in sites if k.startswith("solar")} == {"solar_phi_AMS02_GV", "solar_phi_DAMPE_GV"}
+    assert 0.3 < float(sites["solar_phi_AMS02_GV"].mean) < 1.0
+    with pytest.raises(ConfigError, match="solar_modulation = true needs a direct proton data set"):
+        config.parse_config(text % '"CREAM-III"')
+    with pytest.raises(ConfigError, match="solar_modulation must be true or false"):
+        config.parse_config((text % '"AMS02"').replace("solar_modulation = true", 'solar_modulation = "yes"'))
+
+
+def test_modulated_term_at_its_prior_mean_lies_below_the_interstellar_flux(coarse_forward_model):
+    from corona_jax.inference import solar_modulation, terms
+
+    m = coarse_forward_model
+    pred = jax.jit(forward.forward)(params.preset("baseline"), m)
+    term = terms.cosmic_ray_terms(["AMS02"], "measurement", False, m)[0]
+    modulated = solar_modulation.with_solar_modulation(term)
+    ratio = np.asarray(modulated.predict(pred, m)) / np.asarray(term.predict(pred, m))
+    assert np.all(np.diff(ratio) > 0) and 0.85 < ratio[0] < 0.95 and 0.995 < ratio[-1] < 1.0
