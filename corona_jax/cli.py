@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import grids
-from .errors import ConfigError, CoronaError
+from .errors import ConfigError, CoronaError, install_hint
 from .params import PRESETS, preset, validate_params
 
 
@@ -195,7 +195,7 @@ def _inference(command, *names):
         return [importlib.import_module(f".inference.{n}", __package__) for n in names]
     except ImportError as exc:
         extra = "evidence" if command == "evidence" else "inference"
-        raise CoronaError(f"{command} needs the {extra} extra: pip install 'corona-jax[{extra}]' ({exc})") from None
+        raise CoronaError(f"{command} needs the {extra} extra: {install_hint(extra)} ({exc})") from None
 
 
 def _write_csv(table, path):

@@ -19,3 +19,8 @@ class DataError(CoronaError, ValueError):
 
 class OutputError(CoronaError, OSError):
     """An output file cannot be written."""
+
+
+def install_hint(extra: str) -> str:
+    """The exact command that adds an optional extra to a clone's installation."""
+    return f'pip install ".[{extra}]" in the repository\'s root'

@@ -237,7 +237,7 @@ def run_paper(out_dir: str, resolution: str = "default", progress=print) -> dict
     base = results["baseline"]
     air_showers = [d for d in cr_data if d.species == "all-particle"]
     label = lambda r: rf"$D_0$ = ${plots.sci(10 ** r.cosmic_rays.params.log10_D0_cm2_s)}$ cm$^2$ s$^{{-1}}$"  # noqa: E731
-    files += [
+    pngs = [
         plots.plot_gas_profile(base.cosmic_rays.params, os.path.join(figures, "fig1_gas.png")),
         plots.plot_density_vs_radius({f"{label(base)} (source power of the baseline)": base.cosmic_rays,
                                       f"{label(results['fast-diffusion'])} (the same source power)": same_source},
@@ -250,6 +250,7 @@ def run_paper(out_dir: str, resolution: str = "default", progress=print) -> dict
         plots.plot_spectra(results["hard"], igrb, icecube, os.path.join(figures, "fig7_spectra_hard.png"),
                            air_showers),
     ]
+    files += [f for png in pngs for f in (png, os.path.splitext(png)[0] + ".pdf")]  # save_figure writes both
     claims = collect_claims(results, constant, icecube, igrb)
     progress(f"[{steps}/{steps}] the paper's claims against the model")
     files.append(write_text(os.path.join(out_dir, "claims.md"), claims_markdown(claims, resolution)))

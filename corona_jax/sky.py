@@ -19,7 +19,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, install_hint
 from .units import KPC_CM
 
 SKY_AVERAGE_DIRECTIONS = 1024  # Gauss-Legendre nodes in mu for <P_k> and <mu P_k>
@@ -107,7 +107,7 @@ def healpix_map(I_psi, psi_rad, nside):
     try:
         import healpy
     except ImportError:
-        raise ConfigError("HEALPix maps need healpy: pip install 'corona-jax[sky]'") from None
+        raise ConfigError(f"HEALPix maps need healpy: {install_hint('sky')}") from None
     if not (isinstance(nside, int) and nside > 0 and nside & (nside - 1) == 0):
         raise ConfigError(f"HEALPix nside must be a positive power of 2, got {nside!r}")
     l_deg, b_deg = healpy.pix2ang(nside, np.arange(healpy.nside2npix(nside)), lonlat=True)

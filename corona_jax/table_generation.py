@@ -30,7 +30,7 @@ import numpy as np
 
 from . import cascade, grids
 from .cosmology import Cosmology
-from .errors import ConfigError
+from .errors import ConfigError, install_hint
 from .tables import (
     EBL_TABLE_FILE,
     SECONDARIES,
@@ -62,7 +62,7 @@ def _aafragpy():
         from aafragpy import Kafexhiu2014, aafrag
     except ImportError:
         raise ConfigError(
-            "regenerating the pp tables needs aafragpy: pip install 'corona-jax[tables]'"
+            f"regenerating the pp tables needs aafragpy: {install_hint('tables')}"
         ) from None
     return aafrag, Kafexhiu2014
 
@@ -252,7 +252,7 @@ def generate_ebl_table(model=EBL_MODEL) -> EBLTable:
     try:
         from ebltable.tau_from_model import OptDepth
     except ImportError:
-        raise ConfigError("regenerating the EBL table needs ebltable: pip install 'corona-jax[tables]'") from None
+        raise ConfigError(f"regenerating the EBL table needs ebltable: {install_hint('tables')}") from None
     opt_depth = OptDepth.readmodel(model)  # pads z = 0 with tau = 0
     E0 = 10.0 ** np.asarray(opt_depth._x, dtype=float)
     z = np.asarray(opt_depth._y, dtype=float)

@@ -34,7 +34,7 @@ class Design:
         lows = np.array([r[1] for r in self.ranges])
         highs = np.array([r[2] for r in self.ranges])
         if self.kind == "grid":
-            axes = [np.linspace(lo, hi, k) if k > 1 else np.array([lo]) for _, lo, hi, k in self.ranges]
+            axes = [np.linspace(lo, hi, k) for _, lo, hi, k in self.ranges]
             return np.array(list(itertools.product(*axes)), dtype=np.float64)
         d = len(self.ranges)
         if self.kind == "random":
@@ -74,6 +74,11 @@ def parse_design(table, source="config") -> Design:
         if not lo_ok <= lo <= hi <= hi_ok or (lo == hi and kind != "grid"):
             raise ConfigError(f"[design.parameters] {name} must satisfy {lo_ok} <= low < high <= {hi_ok}, got [{lo}, {hi}]")
         points = _number(spec[2], f"[design.parameters] {name} points", integer=True, positive=True) if kind == "grid" else 0
+        if kind == "grid" and points == 1 and lo != hi:
+            raise ConfigError(f"[design.parameters] {name} = [{lo}, {hi}, 1] has one point for a range: give "
+                              f"[x, x, 1] to hold it at x, or 2 or more points to span [{lo}, {hi}]")
+        if kind == "grid" and points > 1 and lo == hi:
+            raise ConfigError(f"[design.parameters] {name} repeats {lo} {points} times: give [{lo}, {lo}, 1]")
         ranges.append((name, lo, hi, points))
     n = 0
     if kind == "grid":

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from corona_jax.errors import ConfigError
+from corona_jax.errors import ConfigError, install_hint
 
 from .config import (_SECTIONS, RunConfig, _check_keys, _seed, _table, parse_run_sections, positive_integers, read_text,
                      read_toml)
@@ -64,7 +64,7 @@ def log_evidence(model, args, n_sites, live_points=0, max_samples=100_000, seed=
     try:
         from numpyro.contrib.nested_sampling import NestedSampler
     except ImportError as exc:
-        raise ConfigError(f"evidence needs jaxns 2.6: pip install 'corona-jax[evidence]' ({exc})") from None
+        raise ConfigError(f"evidence needs jaxns 2.6: {install_hint('evidence')} ({exc})") from None
     logging.getLogger().setLevel(logging.WARNING)  # importing jaxns set the root logger to INFO, for every library
     sampler = NestedSampler(model, constructor_kwargs={"num_live_points": live_points or 25 * n_sites,
                                                        "max_samples": max_samples})

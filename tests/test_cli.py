@@ -179,3 +179,20 @@ def test_fit_writes_best_fit_file(tmp_path):
         err = f["best_fit/log10_LCR_erg_s_laplace_error"][()]
         assert 39.0 < best < 42.0 and 0 < err < 0.1
         assert f["starts/neg_log_density"].shape == (2,)
+
+
+def test_a_missing_extra_names_the_exact_install_command(monkeypatch):
+    """From a clone the extra is installed with pip install ".[inference]", not a registry name."""
+    import importlib
+
+    real = importlib.import_module
+
+    def without_numpyro(name, package=None):
+        if name.startswith(".inference"):
+            raise ImportError("No module named 'numpyro'")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_numpyro)
+    with pytest.raises(cli.CoronaError) as err:
+        cli._inference("sample", "sample")
+    assert 'needs the inference extra: pip install ".[inference]" in the repository\'s root' in str(err.value)

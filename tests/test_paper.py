@@ -13,9 +13,11 @@ CLAIMS = ("gas_profiles_cross", "neutrino_share_icecube", "gamma_share_igrb", "x
           "fall_off_exponent", "spectral_softening", "d0_variation", "hard_model")
 
 
-def test_paper_quick_writes_every_figure_and_claim(tmp_path):
+def test_paper_quick_writes_every_figure_and_claim(tmp_path, capsys):
     out = tmp_path / "paper"
     assert cli.main(["paper", "--quick", "--out", str(out)]) == 0
+    written = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files]
+    assert f"wrote {len(written)} files into" in capsys.readouterr().out  # the count is what is on disk
     figures = sorted(os.listdir(out / "figures"))
     for n in range(1, 8):
         pngs = [f for f in figures if f.startswith(f"fig{n}_") and f.endswith(".png")]

@@ -101,6 +101,8 @@ def references(tmp_path_factory):
     (HEAD.replace('gamma_foreground = "A"', 'gamma_foreground = "A"\ngamma_mode = "component"')
      + '[design]\nkind = "random"\nn = 4\n[design.parameters]\nalpha = [2.0, 2.5]\n', "component"),
     (GRID + "threads = 4\n", "unknown key 'threads' in \\[sweep\\]"),
+    (HEAD + '[design]\nkind = "grid"\n[design.parameters]\nalpha = [2.0, 2.5, 1]\n', "one point for a range"),
+    (HEAD + '[design]\nkind = "grid"\n[design.parameters]\nalpha = [2.3, 2.3, 4]\n', "repeats 2.3 4 times"),
 ])
 def test_bad_sweep_configuration_is_one_clear_error(text, message):
     with pytest.raises(ConfigError, match=message):
