@@ -6,14 +6,12 @@ Errors of the user's making (CoronaError) print one line and exit with code 2.
 import argparse
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import numpy as np
 
-from . import grids
+from . import grids, interrupt
 from .errors import ConfigError, CoronaError, install_hint
 from .params import PRESETS, preset, validate_params
 
@@ -389,6 +387,19 @@ def _warn(message):
     print(f"corona-jax: warning: {message}", file=sys.stderr)
 
 
+def _sample(cfg, model, sample, checkpoint, no_progress):
+    """(posterior, setup, seconds) of NUTS, continuing from the checkpoint of an interrupted run of the
+    same configuration if there is one."""
+    setup = model.build_setup(cfg)
+    resume = os.path.exists(checkpoint)
+    print(f"NUTS: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} samples), "
+          f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}"
+          + (f"; continuing the interrupted run in {checkpoint}" if resume else ""))
+    t0 = time.perf_counter()
+    posterior = sample.sample_posterior(setup, progress_bar=not no_progress, checkpoint=checkpoint, resume=resume)
+    return posterior, setup, time.perf_counter() - t0
+
+
 def cmd_sample(args):
     from . import output
 
@@ -401,17 +412,11 @@ def cmd_sample(args):
     gof_path = output_path(os.path.splitext(out)[0] + "_goodness.csv")
     if args.plot:
         output.check_plot_dir(args.plot)
-    checkpoint = out + ".checkpoint"
-    if os.path.exists(checkpoint) and not args.resume:
-        raise ConfigError(f"{checkpoint} holds an interrupted run: continue it with --resume, or delete it")
-    setup = model.build_setup(cfg)
-    print(f"NUTS: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} samples), "
-          f"{sample.chain_method(cfg.chains)}, {cfg.resolution} resolution, seed {cfg.seed}"
-          + (f"; resuming {checkpoint}" if args.resume else ""))
-    t0 = time.perf_counter()
-    posterior = sample.sample_posterior(setup, progress_bar=not args.no_progress, checkpoint=checkpoint,
-                                        resume=args.resume)
-    seconds = time.perf_counter() - t0
+    if args.resume:
+        _warn("--resume is no longer needed and will be removed: every long command continues an interrupted "
+              "run when the same command is run again")
+    with output.run_lock(out):  # one run at a time on this output and its checkpoint
+        posterior, setup, seconds = _sample(cfg, model, sample, out + ".checkpoint", args.no_progress)
     idata = sample.to_inference_data(posterior, setup)
     names = model.free_parameter_names(setup)
     table = results.summary_table(idata, names)
@@ -428,6 +433,7 @@ def cmd_sample(args):
     print(checks.to_string(float_format=lambda v: f"{v:.4g}"))
     for message in gof_warnings:
         _warn(message)
+    output.check_space(out, sum(group.nbytes for group in idata.values()) + 2**20)  # uncompressed: an upper bound
     with output.atomic_write(out, ".nc.tmp") as tmp:
         idata.to_netcdf(tmp)
     print(f"wrote {out}")
@@ -437,7 +443,7 @@ def cmd_sample(args):
     print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
     _write_csv(limits, limits_path)
     _write_csv(checks, gof_path)
-    os.remove(checkpoint)
+    os.remove(out + ".checkpoint")
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
@@ -524,9 +530,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="output netCDF file (.nc)")
     p.add_argument("--plot", metavar="DIR", help="write the corner plot and the posterior-predictive bands into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from OUT.checkpoint (same configuration and seed: "
-                        "the same samples as an uninterrupted run)")
+    p.add_argument("--resume", action="store_true", help="deprecated, not needed: the same command continues an "
+                                                          "interrupted run from OUT.checkpoint")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("sweep", help="the model over a grid, random, Latin-hypercube or Sobol design, into HDF5",
@@ -580,24 +585,31 @@ def _version():
     return __version__
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+def _close_progress_bars():
+    """Close the bars an interrupted run left open (numpyro closes its chains' bars only after the
+    last step), so that their final redraw comes before the interrupt's line instead of burying it."""
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        for bar in list(tqdm._instances):
+            bar.close()
+
+
+RESUMABLE = ("sample", "sweep", "calibrate")  # an interrupted run continues when the same command runs again
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # a kill cleans up as Ctrl-C does
     try:
-        return args.func(args)
+        with interrupt.handled():  # a kill cleans up as Ctrl-C does, and no Ctrl-C is lost
+            return args.func(args)
     except CoronaError as exc:
         print(f"corona-jax: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = {"sample": "; continue with: corona-jax sample ... --resume",
-                "sweep": "; run the same command again to continue the sweep",
-                "calibrate": "; run the same command again to continue the calibration"}.get(args.command, "")
+        _close_progress_bars()
+        hint = "; run the same command again to continue" if args.command in RESUMABLE else ""
         print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
               file=sys.stderr)
         if args.command == "evidence":  # the abandoned sampler thread is still inside XLA: tearing the
@@ -605,9 +617,6 @@ def main(argv=None):
             sys.stderr.flush()
             os._exit(130)
         return 130
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

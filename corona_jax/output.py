@@ -2,12 +2,17 @@
 `units` attribute on every dataset; the parameters, the model configuration (ModelConfig:
 resolution, boundary, history, observer, cosmology, tables, adjoint) and the versions as root
 attributes. Every file of the package is written through `atomic_write`: to a temporary file
-beside the target, renamed over it only once complete, so an existing file is never left
-half-written and no temporary file is left behind."""
+beside the target, flushed to the disk and renamed over it only once complete, so an existing
+file is never left half-written and no temporary file is left behind. New HDF5 files are built
+in memory (`new_hdf5`) and written in one piece: the HDF5 library never meets a full disk, which
+it does not survive (it crashes the interpreter), and the user gets one line instead."""
 
 import contextlib
 import datetime
+import io
 import os
+import shutil
+import socket
 
 import h5py
 import jax
@@ -40,6 +45,16 @@ def check_writable(path: str) -> str:
         raise OutputError(f"output directory {parent} is not writable")
     if os.path.exists(path) and not (os.stat(path).st_mode & 0o222 and os.access(path, os.W_OK)):
         raise OutputError(f"output file {path} is write-protected; remove it or choose another name")
+    return path
+
+
+def check_space(path: str, nbytes: int) -> str:
+    """Fail with one line if the disk holding path has less than nbytes free (for writers that do
+    not go through new_hdf5, whose libraries do not survive a full disk); return path."""
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    if free < nbytes:
+        raise OutputError(f"cannot write {path}: No space left on device ({nbytes / 1e6:.1f} MB needed, "
+                          f"{free / 1e6:.1f} MB free)")
     return path
 
 
@@ -99,12 +114,79 @@ def atomic_write(path: str, suffix: str = ".tmp"):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        _sync(tmp)  # on the disk before it takes the old file's place
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _sync(path: str):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def new_hdf5(path: str, suffix: str = ".h5.tmp"):
+    """Yield a new h5py.File held in memory; when the block ends without error, write it to a
+    temporary file beside `path` in one piece and rename that over `path` (atomic_write). A full
+    disk or any other OSError is an OutputError; the old file stays as it was."""
+    with atomic_write(path, suffix) as tmp:
+        image = io.BytesIO()
+        with h5py.File(image, "w") as f:
+            yield f
+        with open(tmp, "wb") as out:
+            out.write(image.getbuffer())
+
+
+@contextlib.contextmanager
+def run_lock(path: str):
+    """Hold PATH.lock while a long run (sweep, calibration, sampling) writes path.
+
+    The lock file is created exclusively (O_EXCL, which network file systems honour where HDF5's
+    own locks do not) and holds the host, the process id and the start time. A second run on the
+    same output gets one line naming the holder. A lock left by a process of this host that no
+    longer exists (killed outright) is taken over; one from another host is reported, since only
+    its user can tell whether that run still lives."""
+    lock = os.path.abspath(path) + ".lock"
+    host = socket.gethostname()
+    for attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if attempt == 0 and holder and holder[0] == host and not _alive(holder[1]):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(lock)  # stale: its process is gone
+                continue
+            who = f"process {holder[1]} on {holder[0]}, since {holder[2]}" if holder else "unknown process"
+            raise OutputError(f"another run ({who}) is writing {path}; wait for it to end, or delete {lock} "
+                              "if that run is gone") from None
+        except OSError as exc:
+            raise OutputError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{host} {os.getpid()} {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(lock)
+
+
+def _lock_holder(lock: str):
+    """(host, pid, start time) written in a lock file; None if it cannot be read."""
+    try:
+        with open(lock) as f:
+            host, pid, since = f.read().split()
+        return host, int(pid), since
+    except (OSError, ValueError):
+        return None
 
 
 def _dataset(group, name, data, units, description):
@@ -203,40 +285,39 @@ def _write_milky_way(f, result: ForwardResult, healpix_maps):
 def _write(path: str, result: CosmicRayResult, write_more) -> str:
     from . import __version__
 
-    with atomic_write(path, ".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["corona_jax_version"] = __version__
-            f.attrs["jax_version"] = jax.__version__
-            f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            f.attrs["reference"] = "Kalashev & Troitsky, Phys. Rev. D (2016), arXiv:1608.07421"
-            for name, value in result.params._asdict().items():
-                f.attrs[f"param_{name}"] = float(value)
-            f.attrs["LCR_erg_s_meaning"] = ("param_log10_LCR_erg_s: total-energy luminosity int_{E>1 GeV} E Q dE dV, "
-                                            "rest mass included")
-            f.attrs["LCR_kinetic_erg_s"] = result.LCR_kinetic_erg_s
-            for name, value in result.config.describe().items():
-                f.attrs[name] = value
-            g = f.create_group("grids")
-            _dataset(g, "E_GeV", result.E_GeV, "GeV", "proton total energy")
-            _dataset(g, "r_kpc", result.r_kpc, "kpc", "galactocentric radius of cell centres")
-            _dataset(g, "r_faces_kpc", result.r_faces_kpc, "kpc", "finite-volume cell faces")
-            g = f.create_group("gas")
-            _dataset(g, "n_cm3", result.n_gas_cm3, "cm^-3", "gas density n_g per cell, Eq. (1)-(3)")
-            g = f.create_group("cr")
-            _dataset(g, "j_per_GeV_cm3", result.j_per_GeV_cm3, "GeV^-1 cm^-3",
-                     "proton density dn/dE today (t = 10 Gyr), axes (E, r)")
-            _dataset(g, "unit_density_Gyr", result.unit_density_Gyr, "Gyr",
-                     "G(E, r): density per unit source rate; j = A E^-alpha exp(-E/Emax) G")
-            _dataset(g, "local_flux_per_GeV_cm2_s_sr", result.local_flux_per_GeV_cm2_s_sr,
-                     "GeV^-1 cm^-2 s^-1 sr^-1", f"beta c j / 4 pi at the observer, r = {result.config.observer_kpc:g} kpc")
-            norm = result.normalisation
-            g.attrs["normalisation"] = "luminosity" if norm is None else "data"
-            if norm is not None:
-                g.attrs["binding_dataset"] = norm.binding_dataset
-                g.attrs["binding_E_GeV"] = norm.binding_E_GeV
-                g.attrs["binding_energy_kind"] = norm.binding_energy_kind  # binding_E_GeV is kinetic (T) or total
-                g.attrs["binding_flux_per_GeV_cm2_s_sr"] = norm.binding_flux
-                g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
-                g.attrs["datasets"] = ",".join(norm.ratios)
-            write_more(f)
+    with new_hdf5(path) as f:
+        f.attrs["corona_jax_version"] = __version__
+        f.attrs["jax_version"] = jax.__version__
+        f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        f.attrs["reference"] = "Kalashev & Troitsky, Phys. Rev. D (2016), arXiv:1608.07421"
+        for name, value in result.params._asdict().items():
+            f.attrs[f"param_{name}"] = float(value)
+        f.attrs["LCR_erg_s_meaning"] = ("param_log10_LCR_erg_s: total-energy luminosity int_{E>1 GeV} E Q dE dV, "
+                                        "rest mass included")
+        f.attrs["LCR_kinetic_erg_s"] = result.LCR_kinetic_erg_s
+        for name, value in result.config.describe().items():
+            f.attrs[name] = value
+        g = f.create_group("grids")
+        _dataset(g, "E_GeV", result.E_GeV, "GeV", "proton total energy")
+        _dataset(g, "r_kpc", result.r_kpc, "kpc", "galactocentric radius of cell centres")
+        _dataset(g, "r_faces_kpc", result.r_faces_kpc, "kpc", "finite-volume cell faces")
+        g = f.create_group("gas")
+        _dataset(g, "n_cm3", result.n_gas_cm3, "cm^-3", "gas density n_g per cell, Eq. (1)-(3)")
+        g = f.create_group("cr")
+        _dataset(g, "j_per_GeV_cm3", result.j_per_GeV_cm3, "GeV^-1 cm^-3",
+                 "proton density dn/dE today (t = 10 Gyr), axes (E, r)")
+        _dataset(g, "unit_density_Gyr", result.unit_density_Gyr, "Gyr",
+                 "G(E, r): density per unit source rate; j = A E^-alpha exp(-E/Emax) G")
+        _dataset(g, "local_flux_per_GeV_cm2_s_sr", result.local_flux_per_GeV_cm2_s_sr,
+                 "GeV^-1 cm^-2 s^-1 sr^-1", f"beta c j / 4 pi at the observer, r = {result.config.observer_kpc:g} kpc")
+        norm = result.normalisation
+        g.attrs["normalisation"] = "luminosity" if norm is None else "data"
+        if norm is not None:
+            g.attrs["binding_dataset"] = norm.binding_dataset
+            g.attrs["binding_E_GeV"] = norm.binding_E_GeV
+            g.attrs["binding_energy_kind"] = norm.binding_energy_kind  # binding_E_GeV is kinetic (T) or total
+            g.attrs["binding_flux_per_GeV_cm2_s_sr"] = norm.binding_flux
+            g.attrs["amplitude_per_GeV_cm3_s"] = norm.amplitude_per_GeV_cm3_s
+            g.attrs["datasets"] = ",".join(norm.ratios)
+        write_more(f)
     return path

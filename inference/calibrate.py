@@ -45,7 +45,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from numpyro.distributions import biject_to
 
-from corona_jax import output
+from corona_jax import interrupt, output
 from corona_jax.errors import ConfigError
 
 from . import calibration
@@ -258,30 +258,30 @@ def laplace_draws(mode, hessian, n, rng):
 PER_SIMULATION = ("rank", "profile_statistic", "posterior_mean", "posterior_sd")
 
 
-def _create(path, cal: Calibration, truth: dict, mock_values: dict):
+def _create(f, cal: Calibration, truth: dict, mock_values: dict):
+    """Fill a new calibration file: truths, mocks, and every result allocated (not done)."""
     cfg, N = cal.cfg, cal.cfg.draws
-    with h5py.File(path, "w") as f:
-        f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, method=cfg.method, draws=N,
-                       posterior_draws=cfg.posterior_draws, bins=cfg.bins, parameters=",".join(cal.parameters),
-                       **{f"model_{k}": v for k, v in cal.setup.model.config.describe().items()})
-        for name in cal.parameters:
-            f.create_dataset(f"truth/{name}", data=truth[name])
-            f.create_dataset(f"rank/{name}", data=np.full(N, -1, np.int64)).attrs["description"] = (
-                f"number of the {cfg.posterior_draws} posterior draws below the truth (-1: not done or failed)")
-            f.create_dataset(f"profile_statistic/{name}", data=np.full(N, np.nan)).attrs["description"] = (
-                "2 [min -log L with the parameter at its truth - min -log L]")
-            f.create_dataset(f"posterior_mean/{name}", data=np.full(N, np.nan))
-            f.create_dataset(f"posterior_sd/{name}", data=np.full(N, np.nan))
-        for t in cal.setup.terms:
-            f.create_dataset(f"mock/{t.name}/value", data=mock_values[t.name]).attrs["units"] = t.value_units
-            f.create_dataset(f"mock/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
-        f.create_dataset("converged", data=np.zeros(N, np.uint8)).attrs["description"] = (
-            "every L-BFGS minimisation converged and the Hessian at the mode is positive definite")
-        if cfg.method == "nuts":
-            f.create_dataset("divergences", data=np.zeros(N, np.int64))
-            f.create_dataset("ess_min", data=np.full(N, np.nan)).attrs["description"] = "smallest bulk ESS"
-            f.create_dataset("rhat_max", data=np.full(N, np.nan)).attrs["description"] = "largest split R-hat"
-        f.create_dataset("done", data=np.zeros(N, np.uint8))
+    f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, method=cfg.method, draws=N,
+                   posterior_draws=cfg.posterior_draws, bins=cfg.bins, parameters=",".join(cal.parameters),
+                   **{f"model_{k}": v for k, v in cal.setup.model.config.describe().items()})
+    for name in cal.parameters:
+        f.create_dataset(f"truth/{name}", data=truth[name])
+        f.create_dataset(f"rank/{name}", data=np.full(N, -1, np.int64)).attrs["description"] = (
+            f"number of the {cfg.posterior_draws} posterior draws below the truth (-1: not done or failed)")
+        f.create_dataset(f"profile_statistic/{name}", data=np.full(N, np.nan)).attrs["description"] = (
+            "2 [min -log L with the parameter at its truth - min -log L]")
+        f.create_dataset(f"posterior_mean/{name}", data=np.full(N, np.nan))
+        f.create_dataset(f"posterior_sd/{name}", data=np.full(N, np.nan))
+    for t in cal.setup.terms:
+        f.create_dataset(f"mock/{t.name}/value", data=mock_values[t.name]).attrs["units"] = t.value_units
+        f.create_dataset(f"mock/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
+    f.create_dataset("converged", data=np.zeros(N, np.uint8)).attrs["description"] = (
+        "every L-BFGS minimisation converged and the Hessian at the mode is positive definite")
+    if cfg.method == "nuts":
+        f.create_dataset("divergences", data=np.zeros(N, np.int64))
+        f.create_dataset("ess_min", data=np.full(N, np.nan)).attrs["description"] = "smallest bulk ESS"
+        f.create_dataset("rhat_max", data=np.full(N, np.nan)).attrs["description"] = "largest split R-hat"
+    f.create_dataset("done", data=np.zeros(N, np.uint8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,36 +348,38 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
 
     cfg = cal.cfg
     path = output.check_writable(out)
-    if not os.path.exists(path):
-        truth = prior_draws(cal)
-        with output.atomic_write(path, ".h5") as tmp:
-            _create(tmp, cal, truth, mocks(cal, truth))
-    devices = jax.local_devices()
-    mesh = Mesh(np.array(devices), ("devices",))
-    batch = cfg.mocks_per_device * len(devices)
-    inference = MockInference(cal.names, tuple(cal.names.index(p) for p in cal.parameters), cfg.max_steps)
-    with contextlib.closing(open_for_resume(path, cfg.sha256, "calibration")) as f:
-        truth = {p: f[f"truth/{p}"][()] for p in cal.parameters}
-        truth_u = to_unconstrained(cal, truth)
-        todo = np.flatnonzero(~f["done"][()].astype(bool))
-        bar = tqdm(total=cfg.draws, initial=cfg.draws - todo.size, unit="mock", disable=not progress,
-                   desc=f"{cfg.method} {os.path.basename(path)}")
-        with bar:
-            for start in range(0, todo.size, batch):
-                rows = todo[start:start + batch]
-                padded = np.concatenate([rows, np.full(batch - rows.size, rows[-1])])  # a full batch for every device
-                terms = mock_terms(cal, {t.name: f[f"mock/{t.name}/value"][rows][np.searchsorted(rows, padded)]
-                                         for t in cal.setup.terms})
-                sharding = NamedSharding(mesh, PartitionSpec("devices"))
-                terms = jax.device_put(jax.tree.map(jnp.asarray, terms), sharding)
-                result = jax.device_get(_infer_batch(inference, terms, jax.device_put(truth_u[padded], sharding),
-                                                     cal.setup.problem))
-                for b, i in enumerate(rows):
-                    _record(f, cal, i, {k: v[b] for k, v in result.items()}, truth, mesh)
-                f.flush()
-                f["done"][rows] = 1  # only once the rows are on disk
-                f.flush()
-                bar.update(rows.size)
+    with output.run_lock(path):  # one run at a time on this file
+        if not os.path.exists(path):
+            truth = prior_draws(cal)
+            with output.new_hdf5(path) as f:
+                _create(f, cal, truth, mocks(cal, truth))
+        devices = jax.local_devices()
+        mesh = Mesh(np.array(devices), ("devices",))
+        batch = cfg.mocks_per_device * len(devices)
+        inference = MockInference(cal.names, tuple(cal.names.index(p) for p in cal.parameters), cfg.max_steps)
+        with contextlib.closing(open_for_resume(path, cfg.sha256, "calibration")) as f:
+            truth = {p: f[f"truth/{p}"][()] for p in cal.parameters}
+            truth_u = to_unconstrained(cal, truth)
+            todo = np.flatnonzero(~f["done"][()].astype(bool))
+            bar = tqdm(total=cfg.draws, initial=cfg.draws - todo.size, unit="mock", disable=not progress,
+                       desc=f"{cfg.method} {os.path.basename(path)}")
+            with bar:
+                for start in range(0, todo.size, batch):
+                    interrupt.check()
+                    rows = todo[start:start + batch]
+                    padded = np.concatenate([rows, np.full(batch - rows.size, rows[-1])])  # a full batch for every device
+                    terms = mock_terms(cal, {t.name: f[f"mock/{t.name}/value"][rows][np.searchsorted(rows, padded)]
+                                             for t in cal.setup.terms})
+                    sharding = NamedSharding(mesh, PartitionSpec("devices"))
+                    terms = jax.device_put(jax.tree.map(jnp.asarray, terms), sharding)
+                    result = jax.device_get(_infer_batch(inference, terms, jax.device_put(truth_u[padded], sharding),
+                                                         cal.setup.problem))
+                    for b, i in enumerate(rows):
+                        _record(f, cal, i, {k: v[b] for k, v in result.items()}, truth, mesh)
+                    f.flush()
+                    f["done"][rows] = 1  # only once the rows are on disk
+                    f.flush()
+                    bar.update(rows.size)
     return path
 
 

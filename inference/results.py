@@ -8,7 +8,7 @@ import os
 import h5py
 import numpy as np
 
-from corona_jax.output import atomic_write
+from corona_jax.output import new_hdf5
 
 
 _SUFFIX_UNITS = (("_GeV", "GeV"), ("_cm2_s", "cm^2 s^-1"), ("_erg_s", "erg s^-1"), ("_kpc", "kpc"), ("_cm3", "cm^-3"))
@@ -43,7 +43,7 @@ def write_fit(path, result, setup):
     Every dataset has a `units` attribute; names have no spaces."""
     from corona_jax import __version__
 
-    with atomic_write(path, ".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with new_hdf5(path) as f:
         f.attrs["corona_jax_version"] = __version__
         f.attrs["config"] = json.dumps(dataclasses.asdict(setup.config), default=str)
         for key, value in setup.model.config.describe().items():

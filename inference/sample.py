@@ -4,7 +4,6 @@ import dataclasses
 import functools
 import json
 import os
-import pickle
 from typing import NamedTuple
 
 import jax
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from corona_jax import interrupt
 from corona_jax.errors import ConfigError
 
 from .fit import lbfgs
@@ -140,9 +140,11 @@ def run_nuts(setup: Setup, progress_bar=True, start: WarmStart = None, checkpoin
         if checkpoint:
             save_checkpoint(checkpoint, setup, state, pieces)
     else:
-        state, pieces = saved
+        leaves, pieces = saved
+        state = restore_state(kernel, setup, leaves)
     done = sum(p.num_steps.shape[1] for p in pieces)
     while done < cfg.samples:
+        interrupt.check()
         mcmc.num_samples = min(cfg.checkpoint_every, cfg.samples - done)
         mcmc.post_warmup_state = state
         mcmc.run(state.rng_key, setup.problem, extra_fields=EXTRA_FIELDS)
@@ -184,28 +186,70 @@ def _fingerprint(setup: Setup) -> str:
     return json.dumps({"config": dataclasses.asdict(setup.config), "jax": jax.__version__, "numpyro": numpyro.__version__}, default=str, sort_keys=True)
 
 
-def save_checkpoint(path: str, setup: Setup, state, pieces):
-    """The chains' state and the samples so far, pickled atomically (numpy arrays)."""
-    from corona_jax.output import atomic_write
+CHECKPOINT_FORMAT = "corona_jax sample checkpoint, HDF5 arrays (version 2)"
 
-    with atomic_write(path, ".tmp") as tmp, open(tmp, "wb") as f:
-        pickle.dump({"fingerprint": _fingerprint(setup), "state": jax.device_get(state), "pieces": pieces}, f)
+
+def save_checkpoint(path: str, setup: Setup, state, pieces):
+    """The chains' state (the leaves of numpyro's HMCState, in its flattening order) and the
+    samples so far, as arrays in HDF5, written atomically. The format holds data only, so that
+    reading a checkpoint can never run code (unlike a pickle)."""
+    from corona_jax.output import new_hdf5
+
+    with new_hdf5(path, ".tmp") as f:
+        leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]
+        f.attrs.update(format=CHECKPOINT_FORMAT, fingerprint=_fingerprint(setup),
+                       state_paths=json.dumps([jax.tree_util.keystr(path) for path, _ in leaves]))
+        for i, (_, leaf) in enumerate(leaves):
+            f[f"state/{i:04d}"] = np.asarray(leaf)
+        for i, piece in enumerate(pieces):
+            group = f.create_group(f"pieces/{i:04d}")
+            for name, value in piece.samples.items():
+                group[f"samples/{name}"] = value
+            group["num_steps"], group["diverging"] = piece.num_steps, piece.diverging
 
 
 def load_checkpoint(path: str, setup: Setup):
-    """(state, pieces) of an interrupted run of the same configuration; ConfigError otherwise."""
+    """({path in the state: array}, pieces) of an interrupted run of the same configuration (run_nuts
+    rebuilds the state from them); ConfigError if the file is missing, not such a checkpoint, or of
+    another run."""
+    import h5py
+
     if not path or not os.path.isfile(path):
-        raise ConfigError(f"no checkpoint to resume at {path}; run without --resume")
+        raise ConfigError(f"no checkpoint to continue at {path}")
     try:
-        with open(path, "rb") as f:
-            saved = pickle.load(f)
-        fingerprint, state, pieces = saved["fingerprint"], saved["state"], saved["pieces"]
-    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError, AttributeError) as exc:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != CHECKPOINT_FORMAT:
+                raise ConfigError(f"checkpoint {path} is not a corona_jax HDF5 checkpoint (an older or foreign "
+                                  "file, never opened as code); delete it to start afresh")
+            fingerprint = f.attrs["fingerprint"]
+            leaves = dict(zip(json.loads(f.attrs["state_paths"]), (f["state"][k][()] for k in sorted(f["state"]))))
+            pieces = [Posterior({n: g["samples"][n][()] for n in g["samples"]}, g["num_steps"][()], g["diverging"][()])
+                      for g in (f["pieces"][k] for k in sorted(f.get("pieces", {})))]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"checkpoint {path} is not readable ({exc}); delete it to start afresh") from None
     if fingerprint != _fingerprint(setup):
         raise ConfigError(f"checkpoint {path} was made with another configuration or version; "
                           "delete it to start afresh")
-    return jax.tree.map(jnp.asarray, state), pieces
+    return leaves, pieces
+
+
+def restore_state(kernel, setup: Setup, leaves: dict):
+    """numpyro's HMCState from a checkpoint's arrays: a fresh state of the same kernel and problem
+    (its momentum, None until numpyro keeps one, given the structure of the positions if the checkpoint
+    holds one) gives the structure, and each of its leaves is replaced by the stored array at the same path.
+    Batched chains need the kernel initialised with one key per chain: that is what makes numpyro batch its
+    transitions (the chains' state may have been saved by a parallel run)."""
+    chains, key = setup.config.chains, jax.random.PRNGKey(0)
+    if chains > 1 and chain_method(chains) == "vectorized":
+        key = jax.random.split(key, chains)
+    template = kernel.init(key, setup.config.warmup, None, (setup.problem,), {})
+    if template.r is None and any(name.startswith(".r[") for name in leaves):
+        template = template._replace(r=template.z)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [jax.tree_util.keystr(path) for path, _ in paths]
+    if sorted(names) != sorted(leaves):
+        raise ConfigError("the checkpoint's sampler state does not match this sampler's; delete it to start afresh")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaves[n]) for n in names])
 
 
 def to_inference_data(posterior_samples: Posterior, setup: Setup):

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from corona_jax import batch, observations, output
+from corona_jax import batch, interrupt, observations, output
 from corona_jax.errors import ConfigError, OutputError, ParameterError
 from corona_jax.forward import NEUTRINO_FLAVOURS
 from corona_jax.params import CoronaParams, PARAMETER_RANGES, validate_params
@@ -227,30 +227,34 @@ def _datasets(problem: Problem, shares: Shares):
     return out
 
 
-def _create(path, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, process=(0, 1)):
-    """A new sweep file with every dataset allocated (NaN) and no chunk done."""
+def _create(f, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, process=(0, 1)):
+    """Fill a new sweep file: every dataset allocated (NaN, so that later writes need no new space
+    on the disk) and no chunk done."""
     N = plan.params.shape[0]
-    with h5py.File(path, "w") as f:
-        f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, design=cfg.design.kind, n_points=N,
-                       n_chunks=len(plan.chunks), swept=",".join(cfg.design.names), preset=cfg.run.preset,
-                       **{f"model_{k}": v for k, v in problem.model.config.describe().items()})
-        if process[1] > 1:
-            f.attrs.update(process_index=process[0], process_count=process[1])
-        for i, name in enumerate(CoronaParams._fields):
-            f.create_dataset(f"parameters/{name}", data=plan.params[:, i]).attrs["range"] = PARAMETER_RANGES[name]
-        for t in problem.terms:
-            f.create_dataset(f"data/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
-            f.create_dataset(f"data/{t.name}/value", data=np.asarray(t.value)).attrs["units"] = t.value_units
-        for name, (shape, units, description) in _datasets(problem, shares).items():
-            d = f.create_dataset(name, data=np.full((N, *shape), np.nan))  # allocated now: no layout changes later
-            d.attrs.update(units=units, description=description)
-        f["derived/share_icecube_nu_per_flavour"].attrs["E_GeV"] = shares.nu_E_GeV
-        f["derived/share_igrb"].attrs.update(E_lo_GeV=shares.band_E_lo_GeV, E_hi_GeV=shares.band_E_hi_GeV)
-        chunk_of = np.empty(N, dtype=np.int64)
-        for c, (idx, ok) in enumerate(zip(plan.chunks, plan.valid)):
-            chunk_of[idx[ok]] = c
-        f.create_dataset("chunk_of_point", data=chunk_of)
-        f.create_dataset("chunk_done", data=np.zeros(len(plan.chunks), dtype=np.uint8))
+    f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, design=cfg.design.kind, n_points=N,
+                   n_chunks=len(plan.chunks), swept=",".join(cfg.design.names), preset=cfg.run.preset,
+                   **{f"model_{k}": v for k, v in problem.model.config.describe().items()})
+    if process[1] > 1:
+        f.attrs.update(process_index=process[0], process_count=process[1])
+    for i, name in enumerate(CoronaParams._fields):
+        f.create_dataset(f"parameters/{name}", data=plan.params[:, i]).attrs["range"] = PARAMETER_RANGES[name]
+    for t in problem.terms:
+        f.create_dataset(f"data/{t.name}/E_GeV", data=np.asarray(t.E_GeV))
+        f.create_dataset(f"data/{t.name}/value", data=np.asarray(t.value)).attrs["units"] = t.value_units
+    for name, (shape, units, description) in _datasets(problem, shares).items():
+        d = f.create_dataset(name, data=np.full((N, *shape), np.nan))  # allocated now: no layout changes later
+        d.attrs.update(units=units, description=description)
+    f["derived/share_icecube_nu_per_flavour"].attrs["E_GeV"] = shares.nu_E_GeV
+    f["derived/share_igrb"].attrs.update(E_lo_GeV=shares.band_E_lo_GeV, E_hi_GeV=shares.band_E_hi_GeV)
+    chunk_of = np.empty(N, dtype=np.int64)
+    for c, (idx, ok) in enumerate(zip(plan.chunks, plan.valid)):
+        chunk_of[idx[ok]] = c
+    f.create_dataset("chunk_of_point", data=chunk_of)
+    f.create_dataset("chunk_done", data=np.zeros(len(plan.chunks), dtype=np.uint8))
+
+
+def _read_header(name, obj):
+    dict(obj.attrs)
 
 
 def open_for_resume(path, sha256: str, what: str = "sweep"):
@@ -263,6 +267,11 @@ def open_for_resume(path, sha256: str, what: str = "sweep"):
     if f.attrs.get("config_sha256") != sha256:
         f.close()
         raise ConfigError(f"{path} was made with another configuration; choose another --out, or delete it to start again")
+    try:  # every group's links and every object's header: a damaged file is found before any work
+        f.visititems(_read_header)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        f.close()
+        raise OutputError(f"{path} is damaged ({exc}); move it away, or delete it to start the {what} again") from None
     return f
 
 
@@ -290,35 +299,37 @@ def run_sweep(sweep: Sweep, out: str, progress: bool = True, process=(0, 1)) -> 
 
     index, count = process
     path = output.check_writable(part_path(out, index, count) if count > 1 else out)
-    if not os.path.exists(path):
-        with output.atomic_write(path, ".h5") as tmp:
-            _create(tmp, sweep.cfg, sweep.problem, sweep.shares, sweep.plan, process)
-    plan, devices = sweep.plan, jax.local_devices()
-    mesh = Mesh(np.array(devices), ("points",))
-    solve_spec, point_spec = _shard(plan.chunks[0].shape, len(devices))
-    mine = [c for c in range(len(plan.chunks)) if c % count == index]
-    with contextlib.closing(open_for_resume(path, sweep.cfg.sha256)) as f:
-        done = f["chunk_done"][()].astype(bool)
-        todo = [c for c in mine if not done[c]]
-        total = sum(int(plan.valid[c].sum()) for c in mine)
-        bar = tqdm(total=total, initial=total - sum(int(plan.valid[c].sum()) for c in todo), unit="model",
-                   unit_scale=True, disable=not progress, desc=os.path.basename(path))
-        with bar:
-            for c in todo:
-                idx, ok = plan.chunks[c], plan.valid[c]
-                point = CoronaParams(*np.moveaxis(plan.params[idx], -1, 0))
-                solve = CoronaParams(*np.moveaxis(plan.params[idx[:, 0]], -1, 0))
-                solve = jax.device_put(jax.tree.map(jnp.asarray, solve), NamedSharding(mesh, solve_spec))
-                point = jax.device_put(jax.tree.map(jnp.asarray, point), NamedSharding(mesh, point_spec))
-                values = record(solve, point, sweep.problem, sweep.shares)
-                rows = idx[ok]
-                order = np.argsort(rows)
-                for name, v in values.items():
-                    f[name][rows[order]] = np.asarray(v)[ok][order]
-                f.flush()
-                f["chunk_done"][c] = 1  # only once the rows are on disk
-                f.flush()
-                bar.update(len(rows))
+    with output.run_lock(path):  # one run at a time on this file
+        if not os.path.exists(path):
+            with output.new_hdf5(path) as f:
+                _create(f, sweep.cfg, sweep.problem, sweep.shares, sweep.plan, process)
+        plan, devices = sweep.plan, jax.local_devices()
+        mesh = Mesh(np.array(devices), ("points",))
+        solve_spec, point_spec = _shard(plan.chunks[0].shape, len(devices))
+        mine = [c for c in range(len(plan.chunks)) if c % count == index]
+        with contextlib.closing(open_for_resume(path, sweep.cfg.sha256)) as f:
+            done = f["chunk_done"][()].astype(bool)
+            todo = [c for c in mine if not done[c]]
+            total = sum(int(plan.valid[c].sum()) for c in mine)
+            bar = tqdm(total=total, initial=total - sum(int(plan.valid[c].sum()) for c in todo), unit="model",
+                       unit_scale=True, disable=not progress, desc=os.path.basename(path))
+            with bar:
+                for c in todo:
+                    interrupt.check()
+                    idx, ok = plan.chunks[c], plan.valid[c]
+                    point = CoronaParams(*np.moveaxis(plan.params[idx], -1, 0))
+                    solve = CoronaParams(*np.moveaxis(plan.params[idx[:, 0]], -1, 0))
+                    solve = jax.device_put(jax.tree.map(jnp.asarray, solve), NamedSharding(mesh, solve_spec))
+                    point = jax.device_put(jax.tree.map(jnp.asarray, point), NamedSharding(mesh, point_spec))
+                    values = record(solve, point, sweep.problem, sweep.shares)
+                    rows = idx[ok]
+                    order = np.argsort(rows)
+                    for name, v in values.items():
+                        f[name][rows[order]] = np.asarray(v)[ok][order]
+                    f.flush()
+                    f["chunk_done"][c] = 1  # only once the rows are on disk
+                    f.flush()
+                    bar.update(len(rows))
     return path
 
 
@@ -342,7 +353,7 @@ def merge_parts(out: str) -> str:
         if not done.any(axis=0).all():
             raise ConfigError(f"the sweep of {out} is not finished: chunks {np.flatnonzero(~done.any(axis=0))[:10]} missing")
         owner = done.argmax(axis=0)[files[0]["chunk_of_point"][()]]  # file holding each point's row
-        with output.atomic_write(out, ".h5") as tmp, h5py.File(tmp, "w") as g:
+        with output.new_hdf5(out) as g:
             g.attrs.update({k: v for k, v in files[0].attrs.items() if k not in ("process_index", "process_count")})
 
             def copy(name, obj):

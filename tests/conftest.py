@@ -1,3 +1,5 @@
+import subprocess
+
 import jax
 import pytest
 
@@ -19,3 +21,19 @@ def coarse_forward_model():
     from corona_jax.model import build_model
 
     return build_model(resolution="coarse")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB file system (tmpfs), where the machine lets this process mount one (root in a
+    container or VM); skipped elsewhere."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True)
+    except FileNotFoundError:  # no mount program
+        mounted = None
+    if mounted is None or mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

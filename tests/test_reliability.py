@@ -130,3 +130,109 @@ def test_version(tmp_path):
     out = subprocess.run([sys.executable, "-m", "corona_jax.cli", "--version"], capture_output=True, text=True,
                          cwd=tmp_path)  # outside the repository: the installed package, not the source folder
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+LOST_INTERRUPT = """
+import gc, signal, sys, time
+from corona_jax import cli
+
+def callback(phase, info):  # stands in for JAX's _xla_gc_callback: Python code run from C
+    if phase == "start" and not getattr(callback, "fired", False):
+        callback.fired = True
+        signal.raise_signal(signal.SIGINT)
+        sum(range(100))  # the pending Ctrl-C is handled here, inside the callback
+
+def long_command(args):
+    gc.callbacks.append(callback)
+    gc.collect()
+    t0 = time.time()
+    while time.time() - t0 < 20:
+        sum(range(100))
+    print("ran to the end")
+    return 0
+
+cli.cmd_forward = long_command
+sys.exit(cli.main(["forward", "--out", "never.h5"]))
+"""
+
+
+def test_ctrl_c_inside_a_garbage_collection_callback_is_not_lost(tmp_path):
+    """A Ctrl-C that lands in a callback run from C (where Python only prints 'Exception ignored')
+    still stops the command at once, with the usual one line."""
+    proc = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert "ran to the end" not in proc.stdout
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "interrupted" in proc.stderr
+
+
+def _forward(out, cwd):
+    return subprocess.run([sys.executable, "-m", "corona_jax.cli", "forward", "--resolution", "coarse", "--out",
+                           str(out)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_old_file(small_disk, tmp_path):
+    """Rewriting a result on a disk without room for the new copy: one error line, exit 2, the
+    old file as it was, no temporary file (HDF5 itself crashed the interpreter here, exit 139)."""
+    target = small_disk / "r.h5"
+    assert _forward(target, tmp_path).returncode == 0
+    old = target.read_bytes()
+    assert len(old) > 128 * 1024  # the new copy cannot fit beside it
+    proc = _forward(target, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [f"corona-jax: error: cannot write {target}: No space left on device"]
+    assert target.read_bytes() == old
+    assert os.listdir(small_disk) == ["r.h5"]
+
+
+def test_a_write_error_at_the_flush_to_disk_keeps_the_old_file(tmp_path, monkeypatch, capsys):
+    """ENOSPC reported only when the temporary file is flushed to the disk (as on network file
+    systems): one line, exit 2, the old file kept, the temporary file removed."""
+    import errno
+
+    target = tmp_path / "t.h5"
+    target.write_bytes(b"old result")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert cli.main(["transport", "--resolution", "coarse", "--out", str(target)]) == 2
+    assert capsys.readouterr().err.strip() == f"corona-jax: error: cannot write {target}: No space left on device"
+    assert target.read_bytes() == b"old result"
+    assert os.listdir(tmp_path) == ["t.h5"]
+
+
+OPEN_BAR = """
+import sys
+from tqdm.auto import tqdm
+from corona_jax import cli
+
+def long_command(args):
+    bar = tqdm(total=100, file=sys.stderr, mininterval=0)  # left open, as numpyro leaves its chains' bars
+    bar.update(10)
+    raise KeyboardInterrupt
+
+cli.cmd_forward = long_command
+sys.exit(cli.main(["forward", "--out", "never.h5"]))
+"""
+
+
+def test_the_interrupt_line_comes_after_the_last_progress_bar(tmp_path):
+    """Progress bars still open when Ctrl-C lands are closed before the one line is printed, so
+    that no redrawn bar buries it."""
+    proc = subprocess.run([sys.executable, "-c", OPEN_BAR], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 130
+    last = proc.stderr.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("corona-jax: interrupted"), proc.stderr
+
+
+def test_a_disk_without_room_for_the_posterior_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+
+    from corona_jax.errors import OutputError
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10**5, 10**5))
+    with pytest.raises(OutputError, match=r"No space left on device \(1.1 MB needed, 0.1 MB free\)"):
+        output.check_space(str(tmp_path / "posterior.nc"), 1_100_000)
+    assert output.check_space(str(tmp_path / "small.nc"), 50_000).endswith("small.nc")

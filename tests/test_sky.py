@@ -140,5 +140,5 @@ def test_healpix_without_healpy_says_what_to_install(monkeypatch):
     from corona_jax.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "healpy", None)  # import healpy now raises ImportError
-    with pytest.raises(ConfigError, match=r"pip install 'corona-jax\[sky\]'"):
+    with pytest.raises(ConfigError, match=r'pip install "\.\[sky\]" in the repository'):
         sky.healpix_map(np.ones(3), np.linspace(0, math.pi, 3), 8)

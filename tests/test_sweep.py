@@ -221,3 +221,51 @@ def test_existing_output_of_another_configuration_is_refused(tmp_path, reference
     p = _cli(tmp_path, "--out", "nothing.h5", "--merge")
     _, err = p.communicate(timeout=600)
     assert p.returncode == 2 and "no part files" in err
+
+
+def test_a_sweep_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk, references):
+    config, _ = references["many"]
+    p = _cli(small_disk, "--config", config, "--out", "many.h5")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 2, err
+    assert err.strip().splitlines()[-1] == f"corona-jax: error: cannot write {small_disk / 'many.h5'}: No space left on device"
+    assert os.listdir(small_disk) == []
+
+
+def test_a_sweep_file_with_garbage_in_the_middle_is_one_line(tmp_path, references):
+    """A damaged sweep file (its header intact, a local heap in the middle overwritten) is
+    refused with one line naming it, never a traceback, and left as it was."""
+    config, whole = references["grid"]
+    data = bytearray(whole.read_bytes())
+    heaps = [i for i in range(len(data)) if data[i:i + 4] == b"HEAP"]
+    middle = heaps[len(heaps) // 2]
+    assert 4096 < middle < len(data) - 4096
+    data[middle:middle + 64] = os.urandom(64)
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(bytes(data))
+    p = _cli(tmp_path, "--config", config, "--out", "damaged.h5")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()] and "damaged.h5" in err and "damaged" in err.split(":", 2)[2]
+    assert damaged.read_bytes() == bytes(data)
+
+
+def test_a_second_sweep_on_the_same_output_is_refused_while_the_first_runs(tmp_path, references):
+    """Two runs on one output: the second gets one line naming the first's process and host; after
+    the first is killed outright its stale lock is taken over and the sweep resumes to the end."""
+    config, whole = references["many"]
+    first = _cli(tmp_path, "--config", config, "--out", "cut.h5")
+    deadline = time.time() + 300
+    while _done(tmp_path / "cut.h5") < 1 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    second = _cli(tmp_path, "--config", config, "--out", "cut.h5")
+    _, err = second.communicate(timeout=600)
+    assert second.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()]
+    assert f"another run (process {first.pid} on {socket.gethostname()}" in err and "cut.h5.lock" in err
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert (tmp_path / "cut.h5.lock").exists()
+    _run(tmp_path, "--config", config, "--out", "cut.h5")
+    assert not (tmp_path / "cut.h5.lock").exists()
+    assert_same_h5(whole, tmp_path / "cut.h5", complete=True)
