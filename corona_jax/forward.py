@@ -5,6 +5,7 @@ parameters and of a CoronaModel (corona_jax.model.build_model). It only composes
 stages; each stage lives in its own module.
 """
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -14,7 +15,7 @@ from . import extragalactic as eg
 from . import transport
 from .cosmic_rays import cr_density, local_flux
 from .milky_way import MilkyWay, milky_way
-from .model import CoronaModel
+from .model import CoronaModel, build_model
 from .errors import ParameterError
 from .params import CoronaParams, check_in_range
 
@@ -82,6 +83,16 @@ def forward(params: CoronaParams, model: CoronaModel) -> Prediction:
         return from_unit_density(params, model, G, G_burst)
     G = transport.unit_spectrum_density(params, model.transport, model.config.adjoint)
     return from_unit_density(params, model, G)
+
+
+def build_forward_model(res=None, observer_kpc=None, cosmology=None, cascade=None, stellar_mass_density=None):
+    """Deprecated since 0.2, to be removed in 0.3: use corona_jax.model.build_model, which takes
+    the same options by name (resolution=, observer_kpc=, cosmology=, cascade=, stellar_mass_density=)."""
+    warnings.warn("corona_jax.forward.build_forward_model is deprecated: use corona_jax.model.build_model("
+                  "resolution=..., ...)", DeprecationWarning, stacklevel=2)
+    options = dict(resolution=res, observer_kpc=observer_kpc, cosmology=cosmology, cascade=cascade,
+                   stellar_mass_density=stellar_mass_density)
+    return build_model(**{k: v for k, v in options.items() if v is not None})
 
 
 def from_unit_density(params: CoronaParams, model: CoronaModel, G_Gyr, G_burst_Gyr=None) -> Prediction:

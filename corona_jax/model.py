@@ -9,6 +9,7 @@ outputs and plots report.
 """
 
 import dataclasses
+import warnings
 from typing import Callable, Optional, Union
 
 import jax
@@ -89,6 +90,13 @@ class CoronaModel:
     milky_way: MilkyWayModel
     extragalactic: ExtragalacticModel
     config: ModelConfig = dataclasses.field(metadata=dict(static=True), default=ModelConfig())
+
+    @property
+    def E_secondary_GeV(self):
+        """Deprecated since 0.2, to be removed in 0.3: model.milky_way.E_secondary_GeV."""
+        warnings.warn("CoronaModel.E_secondary_GeV is deprecated: use model.milky_way.E_secondary_GeV",
+                      DeprecationWarning, stacklevel=2)
+        return self.milky_way.E_secondary_GeV
 
     def with_adjoint(self, adjoint) -> "CoronaModel":
         """The same model differentiated another way (transport.DiscreteAdjoint / AutodiffAdjoint)."""

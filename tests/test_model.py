@@ -112,3 +112,15 @@ def test_cosmic_rays_at_another_source_power_equal_a_new_solve(coarse_forward_mo
     for field in ("j_per_GeV_cm3", "local_flux_per_GeV_cm2_s_sr", "LCR_kinetic_erg_s"):
         np.testing.assert_allclose(getattr(scaled, field), getattr(solved, field), rtol=1e-12, err_msg=field)
     assert scaled.params == solved.params
+
+
+def test_the_names_removed_in_0_2_still_work_with_a_warning_naming_the_replacement(coarse_forward_model):
+    """Older scripts: forward.build_forward_model(res) and model.E_secondary_GeV."""
+    from corona_jax import forward, grids
+
+    with pytest.warns(DeprecationWarning, match="use corona_jax.model.build_model"):
+        old = forward.build_forward_model(grids.resolution("coarse"))
+    with pytest.warns(DeprecationWarning, match="model.milky_way.E_secondary_GeV"):
+        E = old.E_secondary_GeV
+    np.testing.assert_array_equal(E, coarse_forward_model.milky_way.E_secondary_GeV)
+    assert old.config.describe() == coarse_forward_model.config.describe()
