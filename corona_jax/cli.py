@@ -612,12 +612,21 @@ def main(argv=None):
         hint = "; run the same command again to continue" if args.command in RESUMABLE else ""
         print(f"corona-jax: interrupted; files already written are complete, nothing half-written is left{hint}",
               file=sys.stderr)
-        if args.command == "evidence":  # the abandoned sampler thread is still inside XLA: tearing the
-            sys.stdout.flush()  # interpreter down around it would crash, so leave at once
-            sys.stderr.flush()
-            os._exit(130)
         return 130
 
 
+def run():
+    """The `corona-jax` command: main(), and after an interrupt an immediate exit. Computations that JAX
+    dispatched asynchronously, or the thread that evidence's sampler was abandoned in, may still be
+    running inside XLA; tearing the interpreter down around them crashes (SIGSEGV). Every file is
+    complete and every lock released by then, so nothing is lost by leaving at once."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

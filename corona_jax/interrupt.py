@@ -23,16 +23,30 @@ def _handler(signum, frame):
 REDELIVERY_DELAY_S = 0.05  # long enough for the callback that swallowed it to have returned
 
 
+_active_lock = threading.Lock()
+_active = False  # True inside handled(): a re-delivery after it would land in the interrupt's own clean-up
+
+
+def _interrupt_main_if_active():
+    with _active_lock:
+        if _active:
+            _thread.interrupt_main(signal.SIGINT)
+
+
 def _deliver_again(hook):
     def unraisable(info):
         if isinstance(info.exc_value, KeyboardInterrupt):  # swallowed inside a callback: raise it again from
-            timer = threading.Timer(REDELIVERY_DELAY_S, _thread.interrupt_main, (signal.SIGINT,))  # outside
+            timer = threading.Timer(REDELIVERY_DELAY_S, _interrupt_main_if_active)  # outside
             timer.daemon = True
             timer.start()
         else:
             hook(info)
 
     return unraisable
+
+
+def _note_only(signum, frame):
+    _requested.set()
 
 
 def check():
@@ -48,12 +62,17 @@ def handled():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _active
     _requested.clear()
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
     hook, sys.unraisablehook = sys.unraisablehook, _deliver_again(sys.unraisablehook)
+    _active = True
     try:
         yield
     finally:
+        with _active_lock:
+            _active = False
+        signal.signal(signal.SIGINT, _note_only)  # a re-delivery already under way lands here, not in the clean-up
         sys.unraisablehook = hook
         for s, h in previous.items():
             signal.signal(s, h)
