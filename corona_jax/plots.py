@@ -9,13 +9,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.patheffects as patheffects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.legend_handler import HandlerTuple  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .absorption import cmb_attenuation_length_kpc  # noqa: E402
 from .forward import NEUTRINO_FLAVOURS  # noqa: E402
 from .gas import beta_profile, gas_density  # noqa: E402
-from .grids import nearest_index  # noqa: E402
+from .grids import T_TODAY_GYR, nearest_index  # noqa: E402
 from .output import atomic_write  # noqa: E402
 from .sky import galactic_psi_rad, intensity_at_psi  # noqa: E402
+from .spectrum import break_weights  # noqa: E402
+from .transport import diffusion_coefficient_kpc2_gyr  # noqa: E402
 from .units import PROTON_MASS_GEV  # noqa: E402
 
 INTENSITY_UNITS = r"GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$"  # of E^2 I
@@ -84,16 +88,43 @@ def plot_density_vs_radius(results, path, E_GeV=1.0e5):
     return save_figure(fig, path)
 
 
+def _right_edge_GeV(E, curves, floor):
+    """Twice the largest E at which one of curves (arrays over E) lies above floor: the x-axis end."""
+    return 2.0 * max(E[c > floor].max() for c in curves)
+
+
 def plot_spectra_at_radii(result, path, radii_kpc=(8.5, 30.0, 50.0, 100.0, 250.0)):
-    """Fig. 3: E^2 j(E) at several radii."""
+    """Fig. 3: E^2 j(E) at several radii.
+
+    Far out, the spectrum turns over at low energy: there the diffusion time r^2 / 6D(E) exceeds
+    the age of the source (T_TODAY_GYR = 10 Gyr), so those cosmic rays have not filled radius r
+    yet. For the baseline D0 = 1.2e29 cm^2/s (D = 400 kpc^2/Gyr at 1 GeV), r^2 / 6D at 250 kpc is
+    26 Gyr at 1 GeV and falls to 10 Gyr at 20 GeV, close to the peak of E^2 j there (16 GeV): j at
+    250 kpc over j at 100 kpc is 0.007 at 1 GeV, 0.28 at 1 TeV, 0.45 (near 100/250, the steady
+    1/r) at 10 PeV. At 100 kpc r^2 / 6D is 4 Gyr at 1 GeV. The gas edge at 250 kpc plays no part
+    (pp losses take > 100 Gyr there). That energy is marked and explained for each radius that has one."""
+    E = result.E_GeV
+    D = np.asarray(diffusion_coefficient_kpc2_gyr(
+        result.params, E, break_weights(result.config.spectrum, result.config.features)["diffusion"]))
     fig, ax = _figure(6, 4.2)
+    curves = []
     for r in radii_kpc:
-        j = np.array([np.interp(r, result.r_kpc, row) for row in result.j_per_GeV_cm3])
-        ax.loglog(result.E_GeV, result.E_GeV**2 * j, label=f"r = {r:g} kpc")
+        curve = E**2 * np.array([np.interp(r, result.r_kpc, row) for row in result.j_per_GeV_cm3])
+        late = r**2 / (6.0 * D) > T_TODAY_GYR  # not yet filled (D grows with E: the lowest energies)
+        (line,) = ax.loglog(E, curve, label=f"r = {r:g} kpc")
+        if late[0] and not late.all():
+            k = int(np.argmin(late))
+            ax.plot(E[k], curve[k], "o", ms=7, mfc="none", color=line.get_color())
+            ax.annotate(f"r = {r:g} kpc: below {E[k]:.2g} GeV the diffusion time\n"
+                        rf"$r^2/6D(E)$ exceeds the age, {T_TODAY_GYR:g} Gyr: not yet filled",
+                        xy=(E[k], curve[k]), xytext=(0.03, 0.04 + 0.1 * len(ax.texts)), textcoords="axes fraction",
+                        fontsize=8, color=line.get_color(), arrowprops=dict(arrowstyle="->", color=line.get_color()))
+        curves.append(curve)
     ax.set_xlabel("E [GeV] (proton total energy)")
     ax.set_ylabel(r"$E^2 j$ [GeV cm$^{-3}$]")
-    top = (result.E_GeV[:, None] ** 2 * result.j_per_GeV_cm3).max()
+    top = max(c.max() for c in curves)
     ax.set_ylim(top * 1e-8, top * 3)
+    ax.set_xlim(E[0], _right_edge_GeV(E, curves, top * 1e-8))
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title("Cosmic-ray spectrum in the corona (Fig. 3)")
     return save_figure(fig, path)
@@ -150,37 +181,62 @@ def _data_points(ax, data, color, label):
     return artists
 
 
+def _highest_point(data):
+    """The top of the highest error bar of the measured points, in E^2 dN/dE."""
+    top = data.E_GeV**2 * (data.flux_per_GeV_cm2_s_sr + data.err_hi)
+    return top[~data.is_upper_limit].max()
+
+
 def plot_spectra(result, gamma_data, neutrino_data, path, cr_data=()):
-    """Figs. 4 and 7: E^2 I of gamma rays and per-flavour neutrinos, Milky Way (dashed), its
-    isotropic part (dotted) and the total isotropic flux with all other galaxies (solid),
-    over the Fermi-LAT IGRB, IceCube and, for scale, the KASCADE all-particle cosmic rays."""
+    """Figs. 4 and 7: E^2 I of gamma rays (red) and per-flavour neutrinos (blue): Milky Way sky
+    mean (dashed), its isotropic part (dotted), other galaxies (thin dotted) and the total
+    isotropic flux (solid), over the Fermi-LAT IGRB (its foreground-model systematic a band),
+    IceCube and, for scale, the range of the all-particle cosmic rays (KASCADE), written in the
+    frame. The axes span the model curves and the gamma-ray and neutrino data, six decades down
+    from the highest; the cosmic rays, orders of magnitude above, do not set them."""
     mw, other, tot = result.milky_way, result.extragalactic, result.total
     E = np.asarray(result.model.milky_way.E_secondary_GeV)
     per = 1.0 / NEUTRINO_FLAVOURS
-    fig, ax = _figure(11.0, 5.2)
-    entries = ax.loglog(E, E**2 * mw.sky_mean_gamma, "r--", label=r"$\gamma$: Milky Way corona, sky mean")
-    entries += ax.loglog(E, E**2 * mw.anticentre_gamma, "k:", label=r"$\gamma$: its isotropic part (anticentre)")
-    entries += ax.loglog(E, E**2 * other.gamma_absorbed, "r:", lw=0.8, label=r"$\gamma$: other galaxies, absorbed")
-    entries += ax.loglog(E, E**2 * other.gamma_cascade, "m:", lw=0.8, label=r"$\gamma$: other galaxies, cascade")
-    entries += ax.loglog(E, E**2 * tot.gamma, "r-", lw=2, label=r"$\gamma$: isotropic total (MW anticentre + galaxies)")
-    entries += ax.loglog(E, E**2 * mw.sky_mean_nu_all_flavour * per, "b--", label=r"$\nu$ per flavour: Milky Way, sky mean")
-    entries += ax.loglog(E, E**2 * tot.nu_all_flavour * per, "b-", lw=2, label=r"$\nu$ per flavour: isotropic total")
+    fig, ax = _figure(8.5, 6.4)
+
+    def curve(flux, style, lw=1.5):
+        return ax.loglog(E, E**2 * flux, style, lw=lw)[0]
+
+    entries = [((curve(tot.gamma, "r-", 2), curve(tot.nu_all_flavour * per, "b-", 2)),
+                "isotropic total: MW anticentre + other galaxies"),
+               ((curve(mw.sky_mean_gamma, "r--"), curve(mw.sky_mean_nu_all_flavour * per, "b--")),
+                "Milky Way corona, sky mean"),
+               (curve(mw.anticentre_gamma, "k:"), r"Milky Way corona, isotropic part (anticentre), $\gamma$"),
+               ((curve(other.gamma_absorbed, "r:", 0.8), curve(other.gamma_cascade, "m:", 0.8)),
+                r"other galaxies, $\gamma$: absorbed, cascade")]
+    curves = [line.get_ydata() for line in ax.get_lines()]
+    highest = [y.max() for y in curves] + [_highest_point(d) for d in (gamma_data, neutrino_data) if d is not None]
     if gamma_data is not None:
-        entries += _data_points(ax, gamma_data, "red", f"{gamma_data.name}: Fermi-LAT IGRB")
+        entries.append((_data_points(ax, gamma_data, "red", "")[0], f"{gamma_data.name}: Fermi-LAT IGRB"))
         if "fgsyst_hi" in gamma_data.extra:
-            top = gamma_data.flux_per_GeV_cm2_s_sr + gamma_data.extra["fgsyst_hi"]
-            entries += ax.plot(gamma_data.E_GeV, gamma_data.E_GeV**2 * top, "r_", ms=8,
-                               label=f"{gamma_data.name}: upper end of the\nforeground-model systematic")
+            f, E2 = gamma_data.flux_per_GeV_cm2_s_sr, gamma_data.E_GeV**2
+            low = np.maximum(f - gamma_data.extra["fgsyst_lo"], 1e-30 * f)  # down to 0, off the axes
+            label = f"{gamma_data.name}: foreground-model systematic"
+            entries.append((ax.fill_between(gamma_data.E_GeV, E2 * low, E2 * (f + gamma_data.extra["fgsyst_hi"]),
+                                            color="red", alpha=0.15, lw=0, label=label), label))
     if neutrino_data is not None:
-        entries += _data_points(ax, neutrino_data, "blue", f"{neutrino_data.name}: astrophysical $\\nu$ per flavour")
-    for d, marker in zip(cr_data, "x+1234"):
-        entries += ax.plot(d.E_GeV, d.E_GeV**2 * d.flux_per_GeV_cm2_s_sr, marker, color="0.4", ms=5,
-                           label=f"{d.name}: cosmic rays, all particles\n($E^2 J$, for scale; not $\\gamma$ or $\\nu$)")
-    ax.set_xlim(0.1, 1.0e9)
-    ax.set_ylim(1e-12, 1e-3)
-    ax.set_xlabel(r"E [GeV] (photon or neutrino energy; cosmic rays: energy per particle)")
+        entries.append((tuple(_data_points(ax, neutrino_data, "blue", "")),
+                        f"{neutrino_data.name}: astrophysical $\\nu$ per flavour; arrow: upper limit"))
+    if cr_data:  # orders of magnitude above the frame: their numbers, written in it
+        E_cr = np.concatenate([d.E_GeV for d in cr_data])
+        E2J = np.concatenate([d.E_GeV**2 * d.flux_per_GeV_cm2_s_sr for d in cr_data])
+        ax.text(0.98, 0.97, f"For scale: cosmic rays, all particles ({', '.join(d.name for d in cr_data)}),\n"
+                rf"$E^2 J$ = ${sci(E2J.min())}$ to ${sci(E2J.max())}$ {INTENSITY_UNITS} "
+                rf"at ${sci(E_cr.min())}$ to ${sci(E_cr.max())}$ GeV", transform=ax.transAxes, ha="right", va="top",
+                fontsize=8, color="0.3")
+    top = 3.0 * max(highest)
+    ax.set_ylim(top * 1e-6, top)
+    ax.set_xlim(E[0], _right_edge_GeV(E, curves, top * 1e-6))
+    ax.set_xlabel("E [GeV] (photon or neutrino energy)")
     ax.set_ylabel(rf"$E^2 I$ [{INTENSITY_UNITS}]")
-    fig.legend(handles=entries, fontsize=8, loc="outside right upper")
+    handles, labels = zip(*entries)
+    fig.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=None)}, ncols=2, fontsize=8,
+               loc="outside lower center", title=r"red: $\gamma$; blue: $\nu$ per flavour", title_fontsize=8)
     p = result.cosmic_rays.params
     ax.set_title(rf"$\alpha$ = {p.alpha:g}, $E_{{max}}$ = ${sci(10 ** p.log10_Emax_GeV)}$ GeV, "
                  rf"$D_0$ = ${sci(10 ** p.log10_D0_cm2_s)}$ cm$^2$ s$^{{-1}}$, "
@@ -210,40 +266,56 @@ def plot_d0_variation(results, gamma_data, neutrino_data, path):
     return save_figure(fig, path)
 
 
-def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3, 1.0e6)):
-    """Fig. 5: the dipole versus energy, as the contrast (I(0) - I(pi)) / (I(0) + I(pi)) and as the
-    Legendre coefficient 3<I cos psi>/<I>; and I(psi) / I(pi) of gamma rays at a few energies."""
+def plot_dipole(result, path, energies_GeV=(1.0, 1.0e3)):
+    """Fig. 5: the Legendre dipole coefficient 3<I cos psi>/<I> of gamma rays and neutrinos
+    against energy, its axis zoomed on the dip near 2 PeV (pair production on the CMB, attenuation
+    length ~7 kpc there, dims the long sight lines towards the Galactic centre); and the angular
+    profile I(psi) / I(pi) of gamma rays at energies_GeV and at the dip. Below ~100 TeV that profile
+    does not depend on energy: nothing absorbs the photons, and within 50 kpc, where ~98 % of the
+    intensity arises, the cosmic rays' radial profile is the same at every energy (within 3 %
+    from 10 GeV to 10 TeV, Fig. 3). Curves that coincide are drawn in different styles and the
+    figure says so."""
     mw, m = result.milky_way, result.model.milky_way
     E, psi = np.asarray(m.E_secondary_GeV), np.degrees(np.asarray(m.psi_rad))
-    fig, (contrast, legendre, profile) = _figure(14, 4.4, ncols=3)
+    fig, (dipole, profile) = _figure(11, 4.4, ncols=2)
     for I, mean, a1, style, label in ((mw.gamma, mw.sky_mean_gamma, mw.dipole_gamma, "r-", r"$\gamma$"),
                                       (mw.nu_all_flavour, mw.sky_mean_nu_all_flavour, mw.dipole_nu, "b--", r"$\nu$")):
         lit = (mean > 0) & (I[0] + I[-1] > 0)
-        contrast.semilogx(E[lit], (I[0, lit] - I[-1, lit]) / (I[0, lit] + I[-1, lit]), style, label=label)
-        legendre.semilogx(E[lit], a1[lit], style, label=label)
-    contrast.set_ylim(0.0, 1.05)
-    contrast.axhline(1.0, color="0.6", lw=0.8)
-    contrast.set_ylabel(r"$(I(0) - I(\pi)) \,/\, (I(0) + I(\pi))$")
-    contrast.set_title("Dipole contrast, centre vs anticentre\n(between $-1$ and $1$)", fontsize=10)
-    legendre.set_ylim(0.0, 3.0)
-    legendre.set_ylabel(r"$3\langle I\cos\psi\rangle \,/\, \langle I\rangle$")
-    legendre.set_title("Legendre dipole coefficient (between $-3$ and $3$;\n"
-                       r"$= a$ for $I \propto 1 + a\,\cos\psi$)", fontsize=10)
-    for ax in (contrast, legendre):
-        ax.set_xlabel(r"E [GeV] ($\gamma$ or $\nu$)")
-        ax.legend(loc="lower left")
-    styles = [dict(ls="-", lw=3, marker="o", markevery=(0, 3)), dict(ls="--", marker="s", markevery=(1, 3)),
-              dict(ls=":", marker="^", markevery=(2, 3))]
-    for i, e in enumerate(energies_GeV):
-        k, style = nearest_index(E, e), styles[i % len(styles)]
-        profile.semilogy(psi, mw.gamma[:, k] / mw.gamma[-1, k], ms=5, mfc="none", **style,
-                         label=rf"$\gamma$, E = ${sci(E[k])}$ GeV")
+        dipole.semilogx(E[lit], a1[lit], style, label=label)
+    k_dip = np.argmin(np.where(mw.sky_mean_gamma > 0, mw.dipole_gamma, np.inf))
+    length_kpc = float(cmb_attenuation_length_kpc(E[k_dip]))
+    dipole.annotate(rf"CMB absorption, $\gamma\gamma \to e^+e^-$:" "\n"
+                    rf"attenuation length {length_kpc:.2g} kpc at ${sci(E[k_dip])}$ GeV"
+                    "\ndims the far side, towards the centre", xy=(E[k_dip], mw.dipole_gamma[k_dip]),
+                    xytext=(0.03, 0.35), textcoords="axes fraction", fontsize=8,
+                    arrowprops=dict(arrowstyle="->", color="0.3"))
+    dipole.set_xlabel(r"E [GeV] ($\gamma$ or $\nu$)")
+    dipole.set_ylabel(r"$3\langle I\cos\psi\rangle \,/\, \langle I\rangle$")
+    dipole.set_title(r"Legendre dipole coefficient ($= a$ for $I \propto 1 + a\,\cos\psi$; axis zoomed)",
+                     fontsize=10)
+    dipole.legend(loc="lower left")
+    styles = [dict(ls="-", lw=3, marker="o", markevery=(0, 4)), dict(ls="--", marker="s", markevery=(1, 4)),
+              dict(ls=":", marker="^", markevery=(2, 4)), dict(ls="-.", marker="D", markevery=(3, 4))]
+    shown, coinciding = [], []
+    for i, k in enumerate([nearest_index(E, e) for e in energies_GeV] + [k_dip]):
+        ratio = mw.gamma[:, k] / mw.gamma[-1, k]
+        label = rf"$\gamma$, E = ${sci(E[k])}$ GeV" + (" (dip)" if k == k_dip else "")
+        same = [e for e, other in shown if np.max(np.abs(ratio / other - 1.0)) < 0.02]
+        if same:
+            label += rf" (coincides with ${sci(same[0])}$ GeV)"
+            coinciding.append(rf"${sci(same[0])}$ and ${sci(E[k])}$ GeV")
+        profile.semilogy(psi, ratio, ms=5, mfc="none", **styles[i % len(styles)], label=label)
+        shown.append((E[k], ratio))
+    if coinciding:
+        profile.text(0.97, 0.62, f"{', '.join(coinciding)} coincide: nothing absorbs\nphotons below ~100 TeV, "
+                     "and within 50 kpc,\nwhere the intensity arises, the cosmic rays'\nradial profile is the same "
+                     "at these energies", transform=profile.transAxes, ha="right", va="top", fontsize=8)
     profile.set_xticks(np.arange(0, 181, 30))
     profile.set_xlabel(r"$\psi$, angle from the Galactic centre [deg]")
     profile.set_ylabel(r"$I(\psi) \,/\, I(180^\circ)$")
-    profile.legend(loc="upper right")
-    profile.set_title("Angular profile (Fig. 5)", fontsize=10)
-    fig.suptitle("Milky Way corona: dipole towards the Galactic centre")
+    profile.legend(loc="upper right", fontsize=8)
+    profile.set_title("Angular profile", fontsize=10)
+    fig.suptitle("Milky Way corona: dipole towards the Galactic centre (Fig. 5)")
     return save_figure(fig, path)
 
 

@@ -1,9 +1,10 @@
 """The figures: PNG and PDF written atomically, legends clear of the data, axes that follow the
-data, the dipole as a contrast in [-1, 1]."""
+model curves, the dipole's CMB dip resolved, no panel that repeats another."""
 
 import os
 import types
 
+import matplotlib.collections
 import matplotlib.figure
 import matplotlib.text
 import numpy as np
@@ -102,41 +103,125 @@ def test_transport_figures(forward_result, drawn, tmp_path):
     assert "e+" not in density.axes[0].get_title()
 
 
+def _curves(ax):
+    """Lines of ax drawn as lines (the model curves; data points have no line style)."""
+    return [line for line in ax.get_lines() if line.get_linestyle() not in ("None", "none", "")]
+
+
+def _last_visible_E(ax):
+    """The largest x at which a curve of ax lies above the lower y limit."""
+    return max(np.asarray(line.get_xdata())[np.asarray(line.get_ydata()) > ax.get_ylim()[0]].max()
+               for line in _curves(ax))
+
+
+def _legend_labels(fig):
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    return [t.get_text() for legend in legends for t in legend.get_texts()]
+
+
+def _texts(fig):
+    """Every legend entry and text written on fig."""
+    return _legend_labels(fig) + [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def _air_showers():
+    return [observations.load_cosmic_ray_dataset(n) for n in ("KASCADE2011", "KASCADE-Grande2013")]
+
+
 def test_spectra(forward_result, drawn, tmp_path):
-    air_showers = [observations.load_cosmic_ray_dataset(n) for n in ("KASCADE2011", "KASCADE-Grande2013")]
     path = plots.plot_spectra(forward_result, observations.load_gamma_dataset(), observations.load_neutrino_dataset(),
-                              str(tmp_path / "fig4.png"), air_showers)
+                              str(tmp_path / "fig4.png"), _air_showers())
     assert path == str(tmp_path / "fig4.png")
     _check_written(path)
     (fig,) = drawn
     _legend_outside_axes(fig)
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert sum("all particles" in label and "for scale" in label for label in labels) == 2
+    labels = _texts(fig)
+    assert sum("all particles" in label and "for scale" in label.lower() for label in labels) == 1
     assert any("foreground-model systematic" in label for label in labels)
     title = fig.axes[0].get_title()
     assert "e+" not in title and r"10^{8}" in title
 
 
+def test_spectra_legend_is_compact(forward_result, drawn, tmp_path):
+    plots.plot_spectra(forward_result, observations.load_gamma_dataset(), observations.load_neutrino_dataset(),
+                       str(tmp_path / "fig4.png"), _air_showers())
+    (fig,) = drawn
+    assert len(_legend_labels(fig)) <= 8
+    _legend_outside_axes(fig)
+    (ax,) = fig.axes
+    assert ax.get_window_extent().width > 0.8 * fig.get_window_extent().width  # no legend column beside it
+
+
+def test_spectra_axes_follow_the_model_not_the_cosmic_rays(forward_result, drawn, tmp_path):
+    igrb, icecube = observations.load_gamma_dataset(), observations.load_neutrino_dataset()
+    plots.plot_spectra(forward_result, igrb, icecube, str(tmp_path / "fig4.png"), _air_showers())
+    (fig,) = drawn
+    (ax,) = fig.axes
+    end = _last_visible_E(ax)
+    assert end <= ax.get_xlim()[1] <= 3.0 * end
+    compared = max(max(line.get_ydata().max() for line in _curves(ax)),
+                   (igrb.E_GeV**2 * (igrb.flux_per_GeV_cm2_s_sr + igrb.err_hi)).max())
+    cosmic_rays = max((d.E_GeV**2 * d.flux_per_GeV_cm2_s_sr).max() for d in _air_showers())
+    assert ax.get_ylim()[1] <= 10.0 * compared < cosmic_rays
+
+
+def test_fermi_systematic_is_not_drawn_as_upper_limits(forward_result, drawn, tmp_path):
+    plots.plot_spectra(forward_result, observations.load_gamma_dataset(), None, str(tmp_path / "fig4.png"))
+    (fig,) = drawn
+    (ax,) = fig.axes
+    systematic = [a for a in ax.get_children() if "systematic" in str(a.get_label())]
+    assert systematic
+    for artist in systematic:  # an area, not markers (a cap or an arrow reads as an upper limit)
+        assert isinstance(artist, matplotlib.collections.PolyCollection)
+
+
+def test_spectra_at_radii_follow_the_curves_and_explain_the_outermost(forward_result, drawn, tmp_path):
+    plots.plot_spectra_at_radii(forward_result.cosmic_rays, str(tmp_path / "fig3.png"))
+    (fig,) = drawn
+    (ax,) = fig.axes
+    end = _last_visible_E(ax)
+    assert end <= ax.get_xlim()[1] <= 3.0 * end
+    assert any("250 kpc" in text and "diffusion" in text for text in _texts(fig))
+    _legend_clear_of_lines(ax)
+
+
 def test_dipole(forward_result, drawn, tmp_path):
     _check_written(plots.plot_dipole(forward_result, str(tmp_path / "fig5.png")))
     (fig,) = drawn
-    contrast = [ax for ax in fig.axes if r"I(0) - I(\pi)" in ax.get_ylabel()]
-    legendre = [ax for ax in fig.axes if r"3\langle I\cos\psi\rangle" in ax.get_ylabel()]
-    assert len(contrast) == 1 and len(legendre) == 1
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len({ax.get_ylabel() for ax in panels}) == len(panels)
+    (dipole,) = [ax for ax in panels if "E [GeV]" in ax.get_xlabel()]  # one panel for the dipole against E
+    assert r"3\langle I\cos\psi\rangle" in dipole.get_ylabel()
     mw = forward_result.milky_way
     lit = mw.sky_mean_gamma > 0
-    expected = (mw.gamma[0, lit] - mw.gamma[-1, lit]) / (mw.gamma[0, lit] + mw.gamma[-1, lit])
-    curves = {line.get_label(): line.get_ydata() for line in contrast[0].get_lines()
-              if not line.get_label().startswith("_")}
+    curves = {line.get_label(): line for line in dipole.get_lines() if not line.get_label().startswith("_")}
     assert set(curves) == {r"$\gamma$", r"$\nu$"}
-    for values in curves.values():
-        assert np.all(np.isfinite(values)) and np.all(np.abs(values) <= 1.0)
-    assert np.allclose(curves[r"$\gamma$"], expected)
-    profile = fig.axes[2]
-    styles = {(line.get_linestyle(), line.get_marker()) for line in profile.get_lines()}
-    assert len(styles) == len(profile.get_lines()) == 3
-    for ax in fig.axes:
+    assert np.allclose(curves[r"$\gamma$"].get_ydata(), mw.dipole_gamma[lit])
+    for ax in panels:
         _legend_clear_of_lines(ax)
+
+
+def test_dipole_panel_resolves_the_cmb_dip(forward_result, drawn, tmp_path):
+    plots.plot_dipole(forward_result, str(tmp_path / "fig5.png"))
+    (fig,) = drawn
+    (dipole,) = [ax for ax in fig.axes if ax.get_visible() and "E [GeV]" in ax.get_xlabel()]
+    gamma = next(line for line in dipole.get_lines() if line.get_label() == r"$\gamma$")
+    y = gamma.get_transform().transform(gamma.get_xydata())[:, 1]  # display coordinates
+    box = dipole.get_window_extent()
+    assert box.y0 <= y.min() and y.max() <= box.y1
+    assert (y.max() - y.min()) / box.height > 0.2
+
+
+def test_dipole_profiles_that_coincide_are_told_apart(forward_result, drawn, tmp_path):
+    plots.plot_dipole(forward_result, str(tmp_path / "fig5.png"))
+    (fig,) = drawn
+    (profile,) = [ax for ax in fig.axes if ax.get_visible() and "psi" in ax.get_xlabel()]
+    lines = profile.get_lines()
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == len(lines) >= 3
+    close = [(a, b) for i, a in enumerate(lines) for b in lines[i + 1:]
+             if np.max(np.abs(a.get_ydata() / b.get_ydata() - 1.0)) < 0.02]
+    assert close  # 1 GeV and 1 TeV: the same profile
+    assert any("coincide" in text for text in _texts(fig))
 
 
 def test_sky_map(forward_result, drawn, tmp_path):
