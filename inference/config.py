@@ -108,8 +108,7 @@ _SECTIONS = {
     "data": None,  # the keys of DATA_SOURCES, their mode keys and 'mock', checked below
     "sampler": {"chains", "warmup", "samples", "seed", "target_accept", "max_tree_depth", "init", "checkpoint_every"},
     "fit": {"starts", "seed", "max_steps", "profile", "profile_points"},
-    "systematics": set(SYSTEMATICS) | {"energy_scale", "energy_scale_sd", "solar_modulation",
-                                             "correlated_errors"},
+    "systematics": set(SYSTEMATICS) | {"energy_scale", "energy_scale_sd", "solar_modulation", "correlated_errors"},
 }
 
 

@@ -22,10 +22,10 @@ from corona_jax.model import CoronaModel, build_model
 from corona_jax.params import CoronaParams, preset, validate_params
 
 from .config import RunConfig
-from .systematics import corona_params, derived_quantities, model_options, neutrino_references
 from .covariance import with_covariance
 from .energy_scale import with_energy_scale
 from .solar_modulation import with_solar_modulation
+from .systematics import corona_params, derived_quantities, model_options, neutrino_references
 from .terms import DATA_SOURCES, GammaBands, NeutrinoSpectrum, ProtonSpectrum, pytree_dataclass, static_field
 
 

@@ -180,7 +180,7 @@ def _config_text():
 
 
 def test_systematics_section_switches_on_documented_priors():
-    cfg = config.parse_config(_config_text())
+    cfg = config.parse_config(_config_text().replace("[systematics]", "[systematics]\nburst = true"))
     for group in ("gas", "hadronic", "ebl", "history", "burst"):
         for site, (kind, a, b) in systematics.SYSTEMATICS[group].items():
             assert cfg.priors[site] == config.Prior(kind, a, b)
