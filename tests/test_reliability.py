@@ -124,6 +124,23 @@ def test_ctrl_c_is_one_line_and_leaves_nothing_behind(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_ctrl_c_while_the_command_loads_jax_is_one_line(tmp_path):
+    """The installed `corona-jax` command, interrupted in its first second (Python is still importing
+    JAX, before any of the command's code runs): one line and exit 130, not a traceback."""
+    import pathlib
+    import time
+
+    command = pathlib.Path(sys.executable).parent / "corona-jax"
+    proc = subprocess.Popen([str(command), "forward", "--out", "r.h5"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["corona-jax: interrupted while starting; nothing was written"], err
+    assert os.listdir(tmp_path) == []
+
+
 def test_version(tmp_path):
     from corona_jax import __version__
 
