@@ -415,35 +415,35 @@ def cmd_sample(args):
     if args.resume:
         _warn("--resume is no longer needed and will be removed: every long command continues an interrupted "
               "run when the same command is run again")
-    with output.run_lock(out):  # one run at a time on this output and its checkpoint
+    with output.run_lock(out):  # one run at a time on this output and its checkpoint, until both are final
         posterior, setup, seconds = _sample(cfg, model, sample, out + ".checkpoint", args.no_progress)
-    idata = sample.to_inference_data(posterior, setup)
-    names = model.free_parameter_names(setup)
-    table = results.summary_table(idata, names)
-    print(table.to_string())
-    n = cfg.chains * (cfg.warmup + cfg.samples)
-    print(f"{seconds:.1f} s: {seconds / n * 1e3:.1f} ms per iteration, "
-          f"{table['ess_bulk'].min() / seconds:.2f} effective samples per second (worst parameter)")
-    for message in sample.convergence_warnings(table, posterior.diverging):
-        _warn(message)
-    from .inference import goodness
+        idata = sample.to_inference_data(posterior, setup)
+        names = model.free_parameter_names(setup)
+        table = results.summary_table(idata, names)
+        print(table.to_string())
+        n = cfg.chains * (cfg.warmup + cfg.samples)
+        print(f"{seconds:.1f} s: {seconds / n * 1e3:.1f} ms per iteration, "
+              f"{table['ess_bulk'].min() / seconds:.2f} effective samples per second (worst parameter)")
+        for message in sample.convergence_warnings(table, posterior.diverging):
+            _warn(message)
+        from .inference import goodness
 
-    checks, gof_warnings = goodness.posterior_checks(setup, idata, cfg.seed)
-    print("goodness of fit: posterior-predictive p-values (ppp), PSIS-LOO and Pareto k per data set")
-    print(checks.to_string(float_format=lambda v: f"{v:.4g}"))
-    for message in gof_warnings:
-        _warn(message)
-    output.check_space(out, sum(group.nbytes for group in idata.values()) + 2**20)  # uncompressed: an upper bound
-    with output.atomic_write(out, ".nc.tmp") as tmp:
-        idata.to_netcdf(tmp)
-    print(f"wrote {out}")
-    _write_csv(table, table_path)
-    limits = results.derived_limits(idata)
-    print("derived quantities: median, 68 % interval and 95 % upper limit")
-    print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
-    _write_csv(limits, limits_path)
-    _write_csv(checks, gof_path)
-    os.remove(out + ".checkpoint")
+        checks, gof_warnings = goodness.posterior_checks(setup, idata, cfg.seed)
+        print("goodness of fit: posterior-predictive p-values (ppp), PSIS-LOO and Pareto k per data set")
+        print(checks.to_string(float_format=lambda v: f"{v:.4g}"))
+        for message in gof_warnings:
+            _warn(message)
+        output.check_space(out, sum(group.nbytes for group in idata.values()) + 2**20)  # uncompressed: an upper bound
+        with output.atomic_write(out, ".nc.tmp") as tmp:
+            idata.to_netcdf(tmp)
+        print(f"wrote {out}")
+        _write_csv(table, table_path)
+        limits = results.derived_limits(idata)
+        print("derived quantities: median, 68 % interval and 95 % upper limit")
+        print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
+        _write_csv(limits, limits_path)
+        _write_csv(checks, gof_path)
+        os.remove(out + ".checkpoint")
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
