@@ -86,6 +86,8 @@ def test_log_density_gradient_matches_finite_differences(quick_setup):
         assert float(grad[name]) == pytest.approx(fd, rel=1e-4, abs=1e-6 * max(1.0, abs(fd))), name
 
 
+# slow: three sampler runs; the resume tests below also check same-seed reproducibility bit for bit
+@pytest.mark.slow
 def test_same_seed_same_samples(quick_setup):
     from corona_jax.inference import sample
 
@@ -98,6 +100,8 @@ def test_same_seed_same_samples(quick_setup):
     assert not np.array_equal(np.asarray(a["alpha"]), np.asarray(c["alpha"]))
 
 
+# slow: a finite-difference Hessian of the potential (about a minute on two cores)
+@pytest.mark.slow
 def test_warm_start_is_a_minimum_with_its_inverse_hessian(quick_setup):
     """At the optimum the potential's gradient vanishes, and the initial inverse mass matrix is
     the inverse of the Hessian, checked against central differences of the adjoint gradient."""
@@ -337,6 +341,8 @@ def test_sample_resumes_after_sigkill_to_the_uninterrupted_result(tmp_path, caps
     assert "not readable" in err and "--resume is no longer needed" in err  # the old flag still works
 
 
+# slow: two sampler runs; the parallel case stays in the default run (the SIGKILL test)
+@pytest.mark.slow
 def test_a_checkpoint_continues_with_batched_chains(tmp_path, monkeypatch):
     """With fewer devices than chains the chains are batched ('vectorized'); a checkpoint continued
     so gives the uninterrupted run's samples (the parallel case: the SIGKILL test above)."""

@@ -252,12 +252,16 @@ def test_a_sweep_file_with_garbage_in_the_middle_is_one_line(tmp_path, reference
 
 def test_a_second_sweep_on_the_same_output_is_refused_while_the_first_runs(tmp_path, references):
     """Two runs on one output: the second gets one line naming the first's process and host; after
-    the first is killed outright its stale lock is taken over and the sweep resumes to the end."""
+    the first is killed outright its stale lock is taken over and the sweep resumes to the end.
+    The first is paused (SIGSTOP) once it has written a chunk, so that it cannot finish, and
+    release its lock, while the second starts."""
     config, whole = references["many"]
     first = _cli(tmp_path, "--config", config, "--out", "cut.h5")
     deadline = time.time() + 300
     while _done(tmp_path / "cut.h5") < 1 and first.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
+    first.send_signal(signal.SIGSTOP)
+    assert first.poll() is None and _done(tmp_path / "cut.h5") < 2048, "the first sweep finished before it was paused"
     second = _cli(tmp_path, "--config", config, "--out", "cut.h5")
     _, err = second.communicate(timeout=600)
     assert second.returncode == 2, err
