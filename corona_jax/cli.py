@@ -340,14 +340,16 @@ def cmd_evidence(args):
     results = []
     for path, cfg in zip(args.config, configs):
         setup = model.build_setup(cfg.run)
-        print(f"nested sampling (jaxns) of {path}: {len(model.free_parameter_names(setup))} free sites ...")
+        print(f"evidence of {path}: {len(model.free_parameter_names(setup))} free sites")
         t0 = time.perf_counter()
         result = evidence.corona_evidence(setup, cfg)
-        print(f"  ln Z = {result.log_Z:.3f} +- {result.error:.3f} ({result.likelihood_evaluations} likelihood "
-              f"evaluations, {time.perf_counter() - t0:.0f} s)")
-        if result.max_samples_reached:
+        if result.nested.max_samples_reached:
             _warn(f"{path}: stopped at [evidence] max_samples = {cfg.max_samples} before the remaining evidence was "
-                  "negligible; ln Z is too low: raise max_samples")
+                  "negligible; nested sampling's ln Z is too low: raise max_samples")
+        for line in result.findings:
+            _warn(f"{path}: {line}")
+        print(f"  reported: ln Z = {result.log_Z:.3f} +- {result.error:.3f} by {result.method} "
+              f"({time.perf_counter() - t0:.0f} s)")
         results.append(result)
     table = evidence.evidence_table(args.config, results)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -438,7 +440,7 @@ def cmd_sample(args):
             idata.to_netcdf(tmp)
         print(f"wrote {out}")
         _write_csv(table, table_path)
-        limits = results.derived_limits(idata)
+        limits = results.derived_limits(idata, results.share_notes(setup))
         print("derived quantities: median, 68 % interval and 95 % upper limit")
         print(limits.to_string(float_format=lambda v: f"{v:.4g}"))
         _write_csv(limits, limits_path)
@@ -560,9 +562,11 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("evidence", help="Bayesian evidence by nested sampling (jaxns) and Bayes factors",
+    p = sub.add_parser("evidence", help="Bayesian evidence by nested sampling (jaxns), checked, and Bayes factors",
                        description="Compute ln Z of each TOML run configuration (optional [evidence] section) by "
-                                   "nested sampling, and the Bayes factor of each over the first; write a CSV.")
+                                   "nested sampling, check it with a multi-start mode search, Laplace and importance "
+                                   "sampling, report the most reliable estimate, and the Bayes factor of each over "
+                                   "the first; write a CSV.")
     p.add_argument("--config", required=True, action="append",
                    help="TOML run configuration; give it twice or more for Bayes factors against the first")
     p.add_argument("--out", required=True, help="output CSV file")

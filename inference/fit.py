@@ -1,4 +1,5 @@
-"""Best fits with optax (L-BFGS) from several starts, Laplace errors, profile likelihoods.
+"""Best fits with optax (L-BFGS) from several starts (batched with jax.vmap, sharded over the devices),
+Laplace errors, profile likelihoods.
 
 The objective is minus the log joint density (priors + likelihood) in the constrained
 parameters; with uniform priors this is the maximum-likelihood fit. The optimiser works
@@ -22,6 +23,10 @@ from corona_jax.transport import AutodiffAdjoint
 from . import goodness
 from .model import (Problem, Setup, constrain, free_parameter_names, log_density, predictions_and_derived,
                     site_distributions)
+
+
+FIT_CHUNK = 8  # starts minimised at once (memory: each holds its own gradient of the model)
+AGREEMENT_NATS = 0.01  # starts ending within this of the best -log density reach the same optimum
 
 
 class Minimum(NamedTuple):
@@ -52,6 +57,7 @@ class FitResult(NamedTuple):
     covariance: np.ndarray  # Laplace, in the order of names (nan where the Hessian is not positive)
     errors: dict  # name -> sqrt(diag covariance); nan at a prior edge (see intervals)
     starts: list  # of Start
+    starts_agreeing: int  # starts that end within AGREEMENT_NATS of the best -log density
     profile: dict  # {'parameter', 'values', 'neg_log_density', 'others', 'at_edge'} or {}
     at_edge: dict  # name -> 'lower' | 'upper' for parameters that end on a prior edge
     intervals: dict  # name -> (low, high): 95 % one-sided interval of an edge parameter
@@ -148,6 +154,48 @@ def minimise(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -
     return TracedMinimum(x, f(x), k, (gradient_norm < tol) | (quiet >= patience))
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _minimise_batch(objective, x0, args, max_steps):
+    return jax.vmap(lambda x: minimise(objective, x, args, max_steps))(x0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _gradient(objective, x, args):
+    return jax.grad(objective)(x, *args)
+
+
+def minimise_many(objective, args, x0, max_steps, chunk=32) -> TracedMinimum:
+    """minimise from every row of x0 (numpy arrays, one row per start), batched and sharded (in_chunks)."""
+    return in_chunks(functools.partial(_minimise_batch, objective, max_steps=max_steps), np.asarray(x0, np.float64),
+                     args, chunk)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def batch_values(function, u, args):
+    return jax.vmap(lambda x: function(x, *args))(u)
+
+
+def in_chunks(function, u, args, chunk):
+    """function(u_i, *args) for every row of u, in jitted, vmapped chunks of `chunk` rows (the last
+    padded, so that one program serves every chunk), each chunk's rows sharded over the devices."""
+    u = np.asarray(u)
+    devices = jax.devices()
+    chunk = int(np.ceil(min(chunk, len(u)) / len(devices))) * len(devices)
+    sharding = None
+    if len(devices) > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(Mesh(np.asarray(devices), ("rows",)), PartitionSpec("rows"))
+    pieces = []
+    for i in range(0, len(u), chunk):
+        rows = u[i:i + chunk]
+        block = np.concatenate([rows, np.repeat(rows[-1:], chunk - len(rows), axis=0)])
+        block = jax.device_put(block, sharding) if sharding is not None else jnp.asarray(block)
+        out = function(block, args)
+        pieces.append(jax.tree.map(lambda a: np.asarray(a)[: len(rows)], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *pieces)
+
+
 def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=print) -> FitResult:
     cfg = setup.config
     starts = starts or cfg.starts
@@ -161,14 +209,19 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
         return {k: float(v) for k, v in constrain(problem, dict(zip(objective.names, flat))).items()}
 
     rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-1.5, 1.5, (starts, len(names)))  # unconstrained: spread over each prior's range
+    ends = minimise_many(objective, (problem,), x0, max_steps, chunk=FIT_CHUNK)
     runs = []
     for s in range(starts):
-        x0 = jnp.asarray(rng.uniform(-1.5, 1.5, len(names)))  # unconstrained: spread over each prior's range
-        m = lbfgs(objective, x0, (problem,), max_steps)
-        runs.append(Start(constrained(x0), constrained(m.x), m.value, m.steps, m.converged, m.gradient_norm))
-        status = "converged" if m.converged else f"NOT converged (step limit; gradient {m.gradient_norm:.2g})"
-        progress(f"  start {s + 1}/{starts}: -log L = {m.value:.4f} after {m.steps} L-BFGS steps, {status}")
+        value, converged = float(ends.value[s]), bool(ends.converged[s])
+        gradient_norm = float(np.max(np.abs(np.asarray(_gradient(objective, jnp.asarray(ends.x[s]), (problem,))))))
+        runs.append(Start(constrained(x0[s]), constrained(ends.x[s]), value, int(ends.steps[s]), converged,
+                          gradient_norm))
+        status = "converged" if converged else f"NOT converged (step limit; gradient {gradient_norm:.2g})"
+        progress(f"  start {s + 1}/{starts}: -log L = {value:.4f} after {int(ends.steps[s])} L-BFGS steps, {status}")
     best_start = min(runs, key=lambda r: r.neg_log_density)
+    agreeing = sum(r.neg_log_density - best_start.neg_log_density <= AGREEMENT_NATS for r in runs)
+    progress(f"  {agreeing} of {starts} starts reach the best -log L (within {AGREEMENT_NATS} nat)")
     best = best_start.final
     covariance = laplace_covariance(setup, best, names)
     errors = {n: float(np.sqrt(covariance[i, i])) if covariance[i, i] > 0 else float("nan") for i, n in enumerate(names)}
@@ -183,8 +236,8 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     _, derived = predictions_and_derived(setup, {k: np.atleast_1d(best[k]) for k in setup.config.priors})
     derived = {k: v[0] for k, v in derived.items()}
     fits, total = goodness.fits_at(setup, best)
-    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals,
-                     derived, fits, total)
+    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, agreeing, profile, at_edge,
+                     intervals, derived, fits, total)
 
 
 def _bounds(distribution):

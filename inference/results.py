@@ -25,10 +25,16 @@ def parameter_units(name: str) -> str:
     return f"log10({unit})" if name.startswith("log10_") else unit
 
 
+_DERIVED_UNITS = {"derived_igrb_band_intensity": "cm^-2 s^-1 sr^-1", "derived_nu_per_flavour_": "GeV^-1 cm^-2 s^-1 sr^-1"}
+
+
 def derived_units(name: str) -> str:
     """Units of a derived site: shares and ratios are 1, the rest end in their units."""
     if name.startswith("share_") or "_over_" in name:
         return "1"
+    for prefix, units in _DERIVED_UNITS.items():
+        if name.startswith(prefix):
+            return units
     return "M_sun" if name.endswith("_Msun") else parameter_units(name.removeprefix("derived_"))
 
 
@@ -51,6 +57,7 @@ def write_fit(path, result, setup):
         f.attrs["objective"] = "-log joint density (priors + likelihood); with uniform priors, -log likelihood"
         f.attrs["parameters"] = ",".join(result.names)
         f.attrs["all_starts_converged"] = all(r.converged for r in result.starts)
+        f.attrs["starts_agreeing"] = result.starts_agreeing  # starts within 0.01 nat of the best -log density
         g = f.create_group("best_fit")
         for name in result.names:
             _column(g, name, result.best[name], parameter_units(name), "best-fit value")
@@ -106,11 +113,13 @@ def write_goodness(group, fits, total):
         _column(g, "residuals", fit.residuals, "1", "(model - data) / sigma per point, sigma on the model's side")
 
 
-def derived_limits(idata):
+def derived_limits(idata, notes=None):
     """Median, 68 % interval and 95 % upper limit of every derived site of a posterior (share_* and
-    derived_*; a vector site such as share_igrb gives one row per element), as a pandas DataFrame."""
+    derived_*; a vector site such as share_igrb gives one row per element), as a pandas DataFrame;
+    notes: row name -> what the row is taken against, where that is not obvious (share_notes)."""
     import pandas as pd
 
+    notes = notes or {}
     rows = {}
     for name, values in idata.posterior.data_vars.items():
         if not name.startswith(("share_", "derived_")):
@@ -118,9 +127,24 @@ def derived_limits(idata):
         x = np.asarray(values).reshape(values.shape[0] * values.shape[1], -1)
         for i in range(x.shape[1]):
             q = np.quantile(x[:, i], [0.16, 0.5, 0.84, 0.95])
-            rows[name if x.shape[1] == 1 else f"{name}[{i}]"] = dict(
-                units=derived_units(name), median=q[1], q16=q[0], q84=q[2], upper_limit_95=q[3])
+            row = name if x.shape[1] == 1 else f"{name}[{i}]"
+            rows[row] = dict(units=derived_units(name), median=q[1], q16=q[0], q84=q[2], upper_limit_95=q[3],
+                             note=notes.get(row, ""))
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def share_notes(setup) -> dict:
+    """{row: note} for the derived rows whose reference is not a measurement: the IGRB bands whose
+    share is taken against their 95 % upper limit (GammaBands.share_reference)."""
+    from .terms import GammaBands
+
+    notes = {}
+    for term in setup.terms:
+        if isinstance(term, GammaBands):
+            for i in np.flatnonzero(np.asarray(term.share_is_over_limit())):
+                notes[f"share_igrb[{i}]"] = (f"against the 95 % upper limit: the IGRB band centred at "
+                                             f"{float(term.E_GeV[i]):.3g} GeV is below 2 sigma")
+    return notes
 
 
 def summary_table(idata, var_names):

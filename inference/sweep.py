@@ -162,7 +162,7 @@ class Shares:
         nu = (pred.milky_way.sky_mean_nu_all_flavour + pred.extragalactic.nu_all_flavour) / NEUTRINO_FLAVOURS
         return {"share_icecube_nu_per_flavour": loglog_interp(model.milky_way.E_secondary_GeV, nu, self.nu_E_GeV)
                 / self.icecube_per_flavour,
-                "share_igrb": self.igrb.predict(pred, model) / self.igrb.value}
+                "share_igrb": self.igrb.predict(pred, model) / self.igrb.share_reference()}
 
 
 def _fixed_nuisances(term):
@@ -223,7 +223,9 @@ def _datasets(problem: Problem, shares: Shares):
     out["derived/share_icecube_nu_per_flavour"] = (
         (len(NEUTRINO_SHARE_E_GeV),), "1", "corona (Milky Way sky mean + other galaxies) / IceCube per-flavour flux")
     out["derived/share_igrb"] = ((np.asarray(shares.igrb.value).size,), "1",
-                                 f"isotropic corona / Fermi-LAT IGRB ({shares.igrb.name}) per band")
+                                 f"isotropic corona / Fermi-LAT IGRB ({shares.igrb.name}) per band; against the "
+                                 "band's 95 % upper limit where the IGRB is below 2 sigma (attribute "
+                                 "reference_is_upper_limit)")
     return out
 
 
@@ -245,7 +247,8 @@ def _create(f, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, p
         d = f.create_dataset(name, data=np.full((N, *shape), np.nan))  # allocated now: no layout changes later
         d.attrs.update(units=units, description=description)
     f["derived/share_icecube_nu_per_flavour"].attrs["E_GeV"] = shares.nu_E_GeV
-    f["derived/share_igrb"].attrs.update(E_lo_GeV=shares.band_E_lo_GeV, E_hi_GeV=shares.band_E_hi_GeV)
+    f["derived/share_igrb"].attrs.update(E_lo_GeV=shares.band_E_lo_GeV, E_hi_GeV=shares.band_E_hi_GeV,
+                                         reference_is_upper_limit=np.asarray(shares.igrb.share_is_over_limit()))
     chunk_of = np.empty(N, dtype=np.int64)
     for c, (idx, ok) in enumerate(zip(plan.chunks, plan.valid)):
         chunk_of[idx[ok]] = c

@@ -127,8 +127,11 @@ def derived_quantities(prediction, params: CoronaParams, model, neutrino_referen
     """The derived sites of every posterior and fit (names begin with share_ or derived_):
 
     share_icecube_100TeV, share_icecube_1PeV: the corona's per-flavour all-sky mean (Milky Way +
-    other galaxies) over IceCube's (neutrino_reference, neutrino_references); share_igrb: the
-    isotropic corona over the Fermi-LAT IGRB per band (igrb_term: the GammaBands term);
+    other galaxies) over IceCube's (neutrino_reference, neutrino_references), and that flux itself,
+    derived_nu_per_flavour_100TeV and _1PeV [GeV^-1 cm^-2 s^-1 sr^-1]; share_igrb: the isotropic
+    corona over the Fermi-LAT IGRB per band (igrb_term: the GammaBands term), against the band's
+    95 % upper limit where the IGRB is below 2 sigma (GammaBands.share_reference), and the corona's
+    band intensity itself, derived_igrb_band_intensity [cm^-2 s^-1 sr^-1];
     derived_mw_over_other_nu_100TeV: Milky Way all-sky mean over the other galaxies, neutrinos at
     100 TeV; derived_log10_LCR_erg_s and derived_log10_LCR_kinetic_erg_s: total and kinetic
     L_CR; derived_gas_mass_Msun."""
@@ -139,9 +142,13 @@ def derived_quantities(prediction, params: CoronaParams, model, neutrino_referen
     if neutrino_reference is not None:
         corona = (mw_nu + other_nu) / NEUTRINO_FLAVOURS
         for key, E in SHARE_ENERGIES_GeV.items():
-            out[f"share_icecube_{key}"] = loglog_interp(E_s, corona, jnp.asarray(E)) / neutrino_reference[key]
+            flux = loglog_interp(E_s, corona, jnp.asarray(E))
+            out[f"share_icecube_{key}"] = flux / neutrino_reference[key]
+            out[f"derived_nu_per_flavour_{key}"] = flux
     if igrb_term is not None:
-        out["share_igrb"] = igrb_term.predict(prediction, model) / igrb_term.value
+        intensity = igrb_term.predict(prediction, model)
+        out["share_igrb"] = intensity / igrb_term.share_reference()
+        out["derived_igrb_band_intensity"] = intensity
     E0 = jnp.asarray(DERIVED_ENERGY_GeV)
     out["derived_mw_over_other_nu_100TeV"] = loglog_interp(E_s, mw_nu, E0) / loglog_interp(E_s, other_nu, E0)
     out["derived_log10_LCR_erg_s"] = jnp.asarray(params.log10_LCR_erg_s, dtype=jnp.float64)

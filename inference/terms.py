@@ -240,6 +240,10 @@ class NeutrinoSpectrum(LikelihoodTerm):
         return likelihoods.spectrum(model, data, self.err_lo, self.err_hi, self.is_upper_limit, mode)
 
 
+SHARE_SIGNIFICANCE = 2.0  # a band below 2 sigma from zero: its share is taken against its upper limit
+UPPER_LIMIT_95_SIGMA = 1.645  # one-sided 95 % of a normal
+
+
 @pytree_dataclass
 class GammaBands(LikelihoodTerm):
     """Fermi-LAT IGRB band intensities against the isotropic gamma rays integrated over each band,
@@ -271,6 +275,16 @@ class GammaBands(LikelihoodTerm):
                           igrb_index=dist.Uniform(1.8, 2.8),
                           igrb_log10_cutoff_GeV=dist.Uniform(1.5, 3.5))
         return priors
+
+    def share_reference(self):
+        """What the corona's share of each band is taken against: the measured intensity where it
+        lies at least SHARE_SIGNIFICANCE err_lo above zero, else its 95 % upper limit,
+        value + 1.645 err_hi (a share of a value consistent with zero would mean nothing)."""
+        return jnp.where(self.share_is_over_limit(), self.value + UPPER_LIMIT_95_SIGMA * self.err_hi, self.value)
+
+    def share_is_over_limit(self):
+        """Bands whose share is taken against the 95 % upper limit (share_reference)."""
+        return self.value < SHARE_SIGNIFICANCE * self.err_lo
 
     def band_integrals(self, dN_dE):
         """int dN/dE dE over each band, dN_dE evaluated at the quadrature nodes (callable)."""

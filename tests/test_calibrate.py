@@ -236,6 +236,8 @@ def test_calibrate_refuses_a_file_of_another_configuration(tmp_path):
     ("[evidence]\nlive_points = 0\n", "live_points must be positive"),
     ("[evidence]\nthreads = 2\n", "unknown key 'threads'"),
     ("[evidence]\nseed = -1\n", "seed must be an integer"),
+    ("[evidence]\nstarts = 0\n", "starts must be positive"),
+    ("[evidence]\nimportance_samples = 1.5\n", "importance_samples must be"),
 ])
 def test_evidence_config_errors(change, message):
     from corona_jax.inference import evidence
@@ -257,6 +259,9 @@ def test_the_shipped_evidence_pairs_differ_only_in_the_hypothesis():
     assert burst.systematics == ("burst",) and none.systematics == ()
     assert {k: v for k, v in burst.priors.items() if k in none.priors} == none.priors
     assert dataclasses.replace(none, priors=burst.priors, systematics=burst.systematics) == burst
+    for first, second in (("igrb-power-law", "igrb-corona"), ("no-burst", "burst"), ("paper-spectrum", "broken-spectrum")):
+        a, b = (evidence.load_evidence_config(os.path.join(ROOT, "configs", f"evidence-{n}.toml")) for n in (first, second))
+        assert dataclasses.replace(a, run=None) == dataclasses.replace(b, run=None)  # the same [evidence] settings
 
 
 @pytest.mark.slow

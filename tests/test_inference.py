@@ -221,13 +221,13 @@ def test_potential_compiles_once_for_configurations_of_the_same_shapes():
     b = float(model.potential_energy(other.problem, z))
     assert model.potential_energy._cache_size() == compiled
     assert np.isfinite(a) and np.isfinite(b) and a != b
-    # the same through optax: best_fit's L-BFGS step compiles once for both
+    # the same through optax: best_fit's batched L-BFGS compiles once for both
     from corona_jax.inference import fit
 
     fit.best_fit(one, starts=1, max_steps=2, progress=lambda s: None)
-    steps = fit._lbfgs_step._cache_size()
+    steps = fit._minimise_batch._cache_size()
     fit.best_fit(other, starts=1, max_steps=2, progress=lambda s: None)
-    assert fit._lbfgs_step._cache_size() == steps
+    assert fit._minimise_batch._cache_size() == steps
 
 
 def test_a_new_data_set_plugs_in_as_one_term_and_one_registry_entry(monkeypatch):
@@ -439,7 +439,10 @@ def test_fit_reports_convergence_and_prior_edges(quick_setup, tmp_path):
     # an edge: alpha's prior cut to [2.0, 2.3], far below the data's alpha = 2.44
     edged = quick_setup._replace(problem=quick_setup.problem._replace(priors=tuple(
         p if p.name != "alpha" else dataclasses.replace(p, b=2.3) for p in quick_setup.problem.priors)))
-    result = fit.best_fit(edged, starts=2, max_steps=200, progress=lambda s: None)
+    lines = []
+    result = fit.best_fit(edged, starts=2, max_steps=200, progress=lines.append)
+    assert lines[-1] == f"  {result.starts_agreeing} of 2 starts reach the best -log L (within 0.01 nat)"
+    assert result.starts_agreeing == sum(s.neg_log_density <= result.neg_log_density + 0.01 for s in result.starts) >= 1
     assert result.at_edge.get("alpha") == "upper"
     lo, hi = result.intervals["alpha"]
     assert 2.0 <= lo < hi == pytest.approx(2.3) and np.isnan(result.errors["alpha"])
@@ -452,7 +455,7 @@ def test_fit_reports_convergence_and_prior_edges(quick_setup, tmp_path):
             if isinstance(f[n], h5py.Dataset):
                 assert "units" in f[n].attrs, n
         assert f["best_fit/alpha"].attrs["at_prior_edge"] == "upper"
-        assert f["starts/converged"].shape == (2,)
+        assert f["starts/converged"].shape == (2,) and f.attrs["starts_agreeing"] == result.starts_agreeing
 
 
 def test_a_term_without_predict_or_log_likelihood_cannot_be_made():

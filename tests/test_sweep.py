@@ -155,6 +155,13 @@ def test_records_equal_the_single_point_model(tmp_path):
             nu = np.asarray(pred.milky_way.sky_mean_nu_all_flavour + pred.extragalactic.nu_all_flavour) / 3
             share = np.exp(np.interp(np.log(1e5), np.log(E), np.log(np.maximum(nu, 1e-300)))) / sw.shares.icecube_per_flavour[0]
             assert f["derived/share_icecube_nu_per_flavour"][i, 0] == pytest.approx(share, rel=1e-10)
+            igrb = sw.shares.igrb
+            limit = np.asarray(igrb.value) < 2 * np.asarray(igrb.err_lo)  # the two highest bands: below 2 sigma
+            reference = np.where(limit, np.asarray(igrb.value) + 1.645 * np.asarray(igrb.err_hi), np.asarray(igrb.value))
+            np.testing.assert_allclose(f["derived/share_igrb"][i], np.asarray(igrb.predict(pred, sw.problem.model))
+                                       / reference, rtol=1e-10)
+        assert f["derived/share_igrb"].attrs["reference_is_upper_limit"].tolist() == limit.tolist()
+        assert limit.sum() == 2
 
 
 def test_sharded_over_four_devices_equals_one_device(tmp_path, references):

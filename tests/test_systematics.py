@@ -12,7 +12,7 @@ from corona_jax import forward, gas, observations, sky, tables, transport
 from corona_jax.errors import ConfigError
 from corona_jax.model import build_model
 from corona_jax.params import preset
-from corona_jax.inference import config, systematics
+from corona_jax.inference import config, results, systematics
 from corona_jax.inference import model as inference_model
 
 BASELINE = preset("baseline")
@@ -242,7 +242,20 @@ def test_derived_sites_are_recorded_and_consistent(quick_setup):
     lit = corona > 0
     expected = np.exp(np.interp(np.log(1.0e5), np.log(E[lit]), np.log(corona[lit]))) / icecube
     assert derived["share_icecube_100TeV"] == pytest.approx(expected, rel=1e-10)
+    assert derived["derived_nu_per_flavour_100TeV"] == pytest.approx(expected * icecube, rel=1e-10)
     assert derived["share_igrb"].shape == (26,)
+    # a share against a band consistent with zero is finite and taken against its 95 % upper limit
+    igrb = observations.load_gamma_bands("A")
+    value, err_lo, err_hi = igrb.intensity_per_cm2_s_sr, igrb.err_lo, igrb.err_hi
+    over_limit = value < 2 * err_lo
+    assert np.flatnonzero(over_limit).tolist() == [24, 25]  # 410-580 GeV (1.4 sigma), 580-820 GeV (0.02 sigma)
+    intensity = derived["derived_igrb_band_intensity"]
+    assert np.all(np.isfinite(derived["share_igrb"])) and np.all(intensity > 0)
+    np.testing.assert_allclose(derived["share_igrb"], intensity / np.where(over_limit, value + 1.645 * err_hi, value),
+                               rtol=1e-12)
+    notes = results.share_notes(quick_setup)
+    assert sorted(notes) == ["share_igrb[24]", "share_igrb[25]"]
+    assert notes["share_igrb[25]"].startswith("against the 95 % upper limit")
     assert 0 < derived["derived_log10_LCR_kinetic_erg_s"] < derived["derived_log10_LCR_erg_s"]
 
 
