@@ -324,6 +324,8 @@ def cmd_calibrate(args):
     if summary.unconverged:
         _warn(f"{summary.unconverged} of {summary.done} simulations had an L-BFGS minimisation stopped at "
               f"[calibrate] max_steps = {cfg.max_steps}")
+    print(f"posterior-mode search: in {summary.starts_disagreed} of {summary.done} simulations some of the "
+          f"{cfg.starts} starts ended at another optimum (more than 0.1 nat above the lowest, which is kept)")
     _write_csv(table, table_path)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)

@@ -6,7 +6,7 @@ A calibrate configuration is a run configuration (inference.config) plus
 [calibrate]  draws (simulations N, default 200), method ('laplace' | 'nuts'), posterior_draws
              (L, default 99; L + 1 must be a multiple of bins), bins (default 20), seed,
              mocks_per_device (Laplace mocks minimised at once on each device, default 1),
-             max_steps (L-BFGS steps, default 300)
+             max_steps (L-BFGS steps, default 300), starts (of the posterior-mode search, default 4)
 
 The data sets must all be measurements ('bound' and 'component' likelihoods do not say how the
 data would scatter) and KM3-230213A (one event) is refused. Simulation i draws the free
@@ -18,7 +18,9 @@ drawn from their priors as well, and are ranked and profiled like the corona par
 
 Each mock is inferred twice over:
 - 'laplace': L-BFGS to the posterior mode in numpyro's unconstrained coordinates (the
-  potential, with the priors' Jacobians), its Hessian, and L draws of N(mode, H^-1) mapped
+  potential, with the priors' Jacobians) from `starts` points, the prior's centre and prior
+  draws, keeping the lowest (the file records how many starts ended elsewhere, more than
+  0.1 nat higher), its Hessian, and L draws of N(mode, H^-1) mapped
   back to the constrained parameters; 'nuts' instead draws from NUTS chains started there
   ([sampler] chains, warmup, samples, target_accept, max_tree_depth) and keeps L evenly spaced
   draws. Ranks of the truth among the draws: inference.calibration.
@@ -52,12 +54,14 @@ from . import calibration
 from .config import (_SECTIONS, RunConfig, _check_keys, _seed, _table, parse_run_sections, positive_integers, read_text,
                      read_toml, require_measurements)
 from .fit import NegLogDensity, minimise
-from .model import (FlatPotential, Setup, build_setup, build_terms, constrain, predictions_and_derived,
+from .model import (FlatPotential, Setup, build_setup, build_terms, constrain, corona_model, predictions_and_derived,
                     site_distributions)
+from .modes import FlatModel
 from .terms import ProtonSpectrum
 from .sweep import open_for_resume
 
 METHODS = ("laplace", "nuts")
+STARTS_AGREE_NATS = 0.1  # a start ending more than this above the lowest potential found another optimum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,7 @@ class CalibrateConfig:
     seed: int = 0
     mocks_per_device: int = 1
     max_steps: int = 300
+    starts: int = 4
 
     @property
     def sha256(self) -> str:
@@ -87,7 +92,7 @@ def parse_calibrate_config(text: str, source: str = "config") -> CalibrateConfig
         raise ConfigError("calibrate cannot redraw a single event (KM3-230213A); set neutrino_event = 'none'")
     require_measurements(run, "calibrate (a bound or a free component does not say how the data would scatter)")
     _check_keys(settings, {f.name for f in dataclasses.fields(CalibrateConfig)} - {"run", "text"}, "calibrate")
-    values = positive_integers(settings, ("draws", "posterior_draws", "bins", "mocks_per_device", "max_steps"),
+    values = positive_integers(settings, ("draws", "posterior_draws", "bins", "mocks_per_device", "max_steps", "starts"),
                                "calibrate")
     if "seed" in settings:
         values["seed"] = _seed(settings["seed"], "[calibrate] seed")
@@ -201,10 +206,13 @@ class MockInference:
     profiled: tuple  # indices in names of the profiled parameters
     max_steps: int
 
-    def __call__(self, terms, truth, problem):
+    def __call__(self, terms, truth, starts, problem):
         problem = problem._replace(terms=terms)
         potential, nll = FlatPotential(self.names), NegLogDensity(self.names)
-        mode = minimise(potential, jnp.zeros(len(self.names)), (problem,), self.max_steps)
+        runs = jax.vmap(lambda x0: minimise(potential, x0, (problem,), self.max_steps))(starts)
+        ends = jnp.where(jnp.isfinite(runs.value), runs.value, jnp.inf)
+        mode = jax.tree.map(lambda a: a[jnp.argmin(ends)], runs)
+        elsewhere = jnp.sum(ends > mode.value + STARTS_AGREE_NATS)
         hessian = jax.jacrev(jax.grad(potential))(mode.x, problem)
         held = HeldAt(nll)
 
@@ -223,13 +231,24 @@ class MockInference:
 
         values, converged = jax.lax.map(profile, jnp.asarray(self.profiled))
         return {"mode": mode.x, "hessian": hessian, "statistic": 2.0 * (values - best.value),
-                "converged": mode.converged & best.converged & jnp.all(converged)}
+                "converged": mode.converged & best.converged & jnp.all(converged), "starts_elsewhere": elsewhere}
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _infer_batch(inference: MockInference, terms, truth, problem):
-    """MockInference over a batch of mocks: terms and truth (B, ...), the rest of problem shared."""
-    return jax.vmap(inference, in_axes=(0, 0, None))(terms, truth, problem._replace(terms=()))
+def _infer_batch(inference: MockInference, terms, truth, starts, problem):
+    """MockInference over a batch of mocks: terms, truth and starts (B, ...), the rest of problem shared."""
+    return jax.vmap(inference, in_axes=(0, 0, 0, None))(terms, truth, starts, problem._replace(terms=()))
+
+
+def start_points(cal: Calibration, rows) -> np.ndarray:
+    """(len(rows), starts, sites) unconstrained starts of each mock's mode search: the prior's centre
+    (0) and starts - 1 prior draws, seeded by the mock's index (the same on resuming)."""
+    flat = FlatModel.of(corona_model, (cal.setup.problem,))
+    out = np.zeros((len(rows), cal.cfg.starts, len(cal.names)))
+    for b, i in enumerate(rows):
+        key = jax.random.fold_in(jax.random.PRNGKey(cal.cfg.seed), 1_000_003 + int(i))
+        out[b, 1:] = np.asarray(flat.draw_prior(key, cal.cfg.starts - 1))
+    return out
 
 
 def to_unconstrained(cal: Calibration, values: dict) -> np.ndarray:
@@ -281,6 +300,8 @@ def _create(f, cal: Calibration, truth: dict, mock_values: dict):
         f.create_dataset("divergences", data=np.zeros(N, np.int64))
         f.create_dataset("ess_min", data=np.full(N, np.nan)).attrs["description"] = "smallest bulk ESS"
         f.create_dataset("rhat_max", data=np.full(N, np.nan)).attrs["description"] = "largest split R-hat"
+    f.create_dataset("starts_elsewhere", data=np.full(N, -1, np.int64)).attrs["description"] = (
+        "starts of the posterior-mode search that ended more than 0.1 nat above the lowest (-1: not done)")
     f.create_dataset("done", data=np.zeros(N, np.uint8))
 
 
@@ -372,8 +393,9 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
                                              for t in cal.setup.terms})
                     sharding = NamedSharding(mesh, PartitionSpec("devices"))
                     terms = jax.device_put(jax.tree.map(jnp.asarray, terms), sharding)
+                    starts = jax.device_put(start_points(cal, padded), sharding)
                     result = jax.device_get(_infer_batch(inference, terms, jax.device_put(truth_u[padded], sharding),
-                                                         cal.setup.problem))
+                                                         starts, cal.setup.problem))
                     for b, i in enumerate(rows):
                         _record(f, cal, i, {k: v[b] for k, v in result.items()}, truth, mesh)
                     f.flush()
@@ -392,6 +414,8 @@ def _record(f, cal: Calibration, i, result, truth, mesh):
     mode, hessian = result["mode"], result["hessian"]
     x = laplace_draws(mode, hessian, cfg.posterior_draws, rng)
     f["converged"][i] = bool(result["converged"]) and x is not None
+    if "starts_elsewhere" in f:  # (not in files made before the multi-start search)
+        f["starts_elsewhere"][i] = int(result["starts_elsewhere"])
     if cfg.method == "nuts":
         start = x[:cfg.run.chains] if x is not None else np.repeat(mode[None, :], cfg.run.chains, axis=0)
         values = {t.name: f[f"mock/{t.name}/value"][i][None] for t in cal.setup.terms}
@@ -414,6 +438,7 @@ class Summary(NamedTuple):
     done: int
     failed: int  # simulations without ranks (no positive-definite Hessian at the posterior mode)
     unconverged: int  # simulations with a minimisation stopped at max_steps
+    starts_disagreed: int  # simulations whose mode-search starts did not all end at the lowest mode
     rank_tests: dict  # parameter -> calibration.RankTest
     coverage: dict  # parameter -> [calibration.Coverage per level]
 
@@ -436,7 +461,8 @@ def summarise(path: str) -> Summary:
             t = f[f"profile_statistic/{p}"][()][done]
             cover[p] = [calibration.coverage(t, level) for level in calibration.COVERAGE_LEVELS]
         unconverged = int(np.sum(~f["converged"][()][done].astype(bool)))
-    return Summary(int(done.sum()), int(np.sum(~ranked)), unconverged, tests, cover)
+        disagreed = int(np.sum(f["starts_elsewhere"][()][done] > 0)) if "starts_elsewhere" in f else 0
+    return Summary(int(done.sum()), int(np.sum(~ranked)), unconverged, disagreed, tests, cover)
 
 
 def summary_table(summary: Summary):

@@ -103,12 +103,17 @@ def test_batched_mock_inference_equals_fit_s_minimisation(cal):
     batch = calibrate.mock_terms(cal, values)
     truth_u = calibrate.to_unconstrained(cal, truth)
     inference = calibrate.MockInference(cal.names, tuple(cal.names.index(p) for p in cal.parameters), 300)
-    out = jax.device_get(calibrate._infer_batch(inference, batch, truth_u, cal.setup.problem))
+    starts = calibrate.start_points(cal, np.arange(len(truth_u)))
+    assert np.all(starts[:, 0] == 0) and not np.array_equal(starts[0, 1:], starts[1, 1:])
+    np.testing.assert_array_equal(starts[1:2], calibrate.start_points(cal, [1]))  # the same on resuming
+    out = jax.device_get(calibrate._infer_batch(inference, batch, truth_u, starts, cal.setup.problem))
     i = 1
     problem = cal.setup.problem._replace(terms=jax.tree.map(lambda a: a[i], batch))
     potential = model.FlatPotential(cal.names)
-    mode = fit.lbfgs(potential, jnp.zeros(len(cal.names)), (problem,), 300)
+    mode = min((fit.lbfgs(potential, jnp.asarray(x0), (problem,), 300) for x0 in starts[i]), key=lambda m: m.value)
     np.testing.assert_allclose(out["mode"][i], mode.x, atol=1e-5)
+    assert out["starts_elsewhere"][i] == sum(fit.lbfgs(potential, jnp.asarray(x0), (problem,), 300).value > mode.value + 0.1
+                                             for x0 in starts[i])
     hessian = np.asarray(sample._hessian(potential, mode.x, problem))
     np.testing.assert_allclose(out["hessian"][i], hessian, rtol=1e-3, atol=1e-6 * np.abs(hessian).max())
     nll = fit.NegLogDensity(cal.names)
