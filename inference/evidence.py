@@ -32,6 +32,7 @@ from .model import Setup, corona_model
 from .modes import FlatModel, Importance, ModeSearch, find_modes, importance_evidence
 
 MAX_SAMPLES_REACHED = 1  # bit 0 of jaxns's termination reason
+POSTERIOR_DRAWS = 400  # nested sampling's posterior draws handed to the importance proposal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Evidence(NamedTuple):
     posterior_draws: dict = None  # site -> (POSTERIOR_DRAWS, ...) resampled from the weighted samples
 
 
-POSTERIOR_DRAWS = 400  # nested sampling's posterior draws handed to the importance proposal
+
 def log_evidence(model, args, n_sites, live_points=0, max_samples=100_000, seed=0) -> Evidence:
     """log Z of a numpyro model(*args) whose latent sites hold n_sites numbers, by jaxns
     (numpyro.contrib.nested_sampling), stopping when the live points hold < 1e-4 of Z."""

@@ -107,8 +107,6 @@ class ModeSearch(NamedTuple):
     modes: list  # of Mode, deepest first
     starts: int
     converged: int  # starts whose L-BFGS run met its convergence criterion
-    end_points: np.ndarray  # (starts, d) where each start ended
-    end_potentials: np.ndarray  # (starts,)
     labels: np.ndarray  # (starts,) index of each start's mode; -1: not converged or not a mode
 
     @property
@@ -168,7 +166,7 @@ def find_modes(objective, args, x0, max_steps=300, chunk=32) -> ModeSearch:
             modes.append({"u": ends[i], "value": float(values[i]), "H": 0.5 * (H + H.T), "pd": pd, "log_Z": log_Z,
                           "starts": 1})
     return ModeSearch([Mode(m["u"], m["value"], m["H"], m["starts"], m["pd"], m["log_Z"]) for m in modes], len(x0),
-                      int(converged.sum()), ends, values, labels)
+                      int(converged.sum()), labels)
 
 
 class Importance(NamedTuple):

@@ -116,8 +116,7 @@ def test_a_mode_that_nested_sampling_missed_is_found_and_named():
 def test_a_mode_beyond_every_nested_sample_leaves_only_laplace():
     """The decision rule: nested sampling whose samples never reached the deepest mode's ln L is not
     reported; with importance sampling unreliable too, Laplace is, with no error."""
-    search = modes.ModeSearch([modes.Mode(np.zeros(1), 1.0, np.eye(1), 8, True, -3.0)], 8, 8, np.zeros((8, 1)),
-                              np.ones(8), np.zeros(8, int))
+    search = modes.ModeSearch([modes.Mode(np.zeros(1), 1.0, np.eye(1), 8, True, -3.0)], 8, 8, np.zeros(8, int))
     nested = evidence.Evidence(-10.0, 0.2, 1000, 50.0, False, 2.0, -6.0, 100)
     importance = modes.Importance(-3.5, 0.5, 12.0, 0.9, 1000, 0.2)
     result = evidence.check(nested, search, importance, mode_log_L=-1.0)
