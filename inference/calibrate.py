@@ -381,6 +381,7 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
         with contextlib.closing(open_for_resume(path, cfg.sha256, "calibration")) as f:
             truth = {p: f[f"truth/{p}"][()] for p in cal.parameters}
             truth_u = to_unconstrained(cal, truth)
+            starts_u = start_points(cal, np.arange(cfg.draws))
             todo = np.flatnonzero(~f["done"][()].astype(bool))
             bar = tqdm(total=cfg.draws, initial=cfg.draws - todo.size, unit="mock", disable=not progress,
                        desc=f"{cfg.method} {os.path.basename(path)}")
@@ -393,7 +394,7 @@ def run_calibration(cal: Calibration, out: str, progress: bool = True) -> str:
                                              for t in cal.setup.terms})
                     sharding = NamedSharding(mesh, PartitionSpec("devices"))
                     terms = jax.device_put(jax.tree.map(jnp.asarray, terms), sharding)
-                    starts = jax.device_put(start_points(cal, padded), sharding)
+                    starts = jax.device_put(starts_u[padded], sharding)
                     result = jax.device_get(_infer_batch(inference, terms, jax.device_put(truth_u[padded], sharding),
                                                          starts, cal.setup.problem))
                     for b, i in enumerate(rows):
@@ -438,9 +439,9 @@ class Summary(NamedTuple):
     done: int
     failed: int  # simulations without ranks (no positive-definite Hessian at the posterior mode)
     unconverged: int  # simulations with a minimisation stopped at max_steps
-    starts_disagreed: int  # simulations whose mode-search starts did not all end at the lowest mode
     rank_tests: dict  # parameter -> calibration.RankTest
     coverage: dict  # parameter -> [calibration.Coverage per level]
+    starts_disagreed: int  # simulations whose mode-search starts did not all end at the lowest mode
 
 
 def summarise(path: str) -> Summary:
@@ -462,7 +463,7 @@ def summarise(path: str) -> Summary:
             cover[p] = [calibration.coverage(t, level) for level in calibration.COVERAGE_LEVELS]
         unconverged = int(np.sum(~f["converged"][()][done].astype(bool)))
         disagreed = int(np.sum(f["starts_elsewhere"][()][done] > 0)) if "starts_elsewhere" in f else 0
-    return Summary(int(done.sum()), int(np.sum(~ranked)), unconverged, disagreed, tests, cover)
+    return Summary(int(done.sum()), int(np.sum(~ranked)), unconverged, tests, cover, disagreed)
 
 
 def summary_table(summary: Summary):

@@ -17,6 +17,7 @@ error is the two errors in quadrature.
 import dataclasses
 import logging
 import threading
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -116,6 +117,26 @@ class Check(NamedTuple):
     method: str  # 'importance sampling' | 'nested sampling' | 'Laplace'
     findings: tuple  # one line each: disagreements, a missed mode, too few live points
     mode_log_L: float  # ln L at the deepest mode
+
+    # corona_evidence returned nested sampling's Evidence before 0.2.1; its other fields live on
+    @property
+    def likelihood_evaluations(self):
+        return _deprecated(self, "likelihood_evaluations")
+
+    @property
+    def effective_samples(self):
+        return _deprecated(self, "effective_samples")
+
+    @property
+    def max_samples_reached(self):
+        return _deprecated(self, "max_samples_reached")
+
+
+def _deprecated(check: "Check", name: str):
+    """Check.<name>: deprecated since 0.2.1, to be removed in 0.3; Check.nested.<name>."""
+    warnings.warn(f"Check.{name} is deprecated: use Check.nested.{name} (nested sampling's)", DeprecationWarning,
+                  stacklevel=3)
+    return getattr(check.nested, name)
 
 
 def check(nested: Evidence, search: ModeSearch, importance: Importance, mode_log_L: float, sigmas=3.0,

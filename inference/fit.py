@@ -57,13 +57,13 @@ class FitResult(NamedTuple):
     covariance: np.ndarray  # Laplace, in the order of names (nan where the Hessian is not positive)
     errors: dict  # name -> sqrt(diag covariance); nan at a prior edge (see intervals)
     starts: list  # of Start
-    starts_agreeing: int  # starts that end within AGREEMENT_NATS of the best -log density
     profile: dict  # {'parameter', 'values', 'neg_log_density', 'others', 'at_edge'} or {}
     at_edge: dict  # name -> 'lower' | 'upper' for parameters that end on a prior edge
     intervals: dict  # name -> (low, high): 95 % one-sided interval of an edge parameter
     derived: dict  # the derived sites (share_..., derived_...) at the best fit
     goodness: list  # goodness.TermFit of every data set at the best fit
     goodness_total: dict  # goodness.total_fit: chi2, n_points, dof, p_value over the measurements
+    starts_agreeing: int  # starts that end within AGREEMENT_NATS of the best -log density
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +127,7 @@ class TracedMinimum(NamedTuple):
     value: jax.Array
     steps: jax.Array
     converged: jax.Array  # the same criteria as lbfgs
+    gradient_norm: jax.Array  # max |d objective / dx| at the last step, as lbfgs reports it
 
 
 def minimise(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -> TracedMinimum:
@@ -151,7 +152,7 @@ def minimise(objective, x0, args, max_steps, tol=1e-6, rtol=1e-12, patience=5) -
     zero = jnp.zeros((), jnp.int32)
     carry = (x0, solver.init(x0), zero, jnp.asarray(jnp.inf, x0.dtype), zero, jnp.asarray(jnp.inf, x0.dtype))
     x, _, k, _, quiet, gradient_norm = jax.lax.while_loop(going, step, carry)
-    return TracedMinimum(x, f(x), k, (gradient_norm < tol) | (quiet >= patience))
+    return TracedMinimum(x, f(x), k, (gradient_norm < tol) | (quiet >= patience), gradient_norm)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -160,8 +161,9 @@ def _minimise_batch(objective, x0, args, max_steps):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _gradient(objective, x, args):
-    return jax.grad(objective)(x, *args)
+def hessian(objective, x, args):
+    """Hessian of objective(x, *args), reverse over reverse (through the transport's discrete adjoint)."""
+    return jax.jacrev(jax.grad(objective))(x, *args)
 
 
 def minimise_many(objective, args, x0, max_steps, chunk=32) -> TracedMinimum:
@@ -213,8 +215,7 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     ends = minimise_many(objective, (problem,), x0, max_steps, chunk=FIT_CHUNK)
     runs = []
     for s in range(starts):
-        value, converged = float(ends.value[s]), bool(ends.converged[s])
-        gradient_norm = float(np.max(np.abs(np.asarray(_gradient(objective, jnp.asarray(ends.x[s]), (problem,))))))
+        value, converged, gradient_norm = float(ends.value[s]), bool(ends.converged[s]), float(ends.gradient_norm[s])
         runs.append(Start(constrained(x0[s]), constrained(ends.x[s]), value, int(ends.steps[s]), converged,
                           gradient_norm))
         status = "converged" if converged else f"NOT converged (step limit; gradient {gradient_norm:.2g})"
@@ -236,8 +237,8 @@ def best_fit(setup: Setup, starts=None, seed=None, max_steps=None, progress=prin
     _, derived = predictions_and_derived(setup, {k: np.atleast_1d(best[k]) for k in setup.config.priors})
     derived = {k: v[0] for k, v in derived.items()}
     fits, total = goodness.fits_at(setup, best)
-    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, agreeing, profile, at_edge,
-                     intervals, derived, fits, total)
+    return FitResult(names, best, best_start.neg_log_density, covariance, errors, runs, profile, at_edge, intervals,
+                     derived, fits, total, agreeing)
 
 
 def _bounds(distribution):

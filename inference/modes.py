@@ -19,7 +19,7 @@ import numpyro
 from jax.scipy.special import logsumexp
 from numpyro.distributions import biject_to
 
-from .fit import batch_values, in_chunks, minimise_many
+from .fit import batch_values, hessian, in_chunks, minimise_many
 
 MODE_DISTANCE = 3.0  # an end point within 3 sd (the mode's Hessian metric) of a mode is that mode
 
@@ -89,11 +89,6 @@ class FlatModel:
         return self.prior_potential(u) - self.potential(u, *args)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _hessian(objective, x, args):
-    return jax.jacrev(jax.grad(objective))(x, *args)
-
-
 class Mode(NamedTuple):
     u: np.ndarray  # unconstrained coordinates
     potential: float  # U at the mode
@@ -125,15 +120,14 @@ class ModeSearch(NamedTuple):
         return np.asarray([m.starts for m in self.modes], dtype=float) / self.starts
 
 
-def laplace_log_evidence(potential, hessian):
-    """ln Z of exp(-U) approximated by a Gaussian at its minimum; nan unless H is positive definite."""
-    H = 0.5 * (hessian + hessian.T)
-    if not np.all(np.isfinite(H)):
+def laplace_log_evidence(potential, curvature):
+    """ln Z of exp(-U) approximated by a Gaussian at its minimum, curvature the Hessian of U there;
+    nan unless it is positive definite."""
+    H = 0.5 * (curvature + curvature.T)
+    eigenvalues = np.linalg.eigvalsh(H) if np.all(np.isfinite(H)) else np.zeros(1)
+    if np.any(eigenvalues <= 0):
         return float("nan"), False
-    sign, logdet = np.linalg.slogdet(H)
-    if sign <= 0 or np.any(np.linalg.eigvalsh(H) <= 0):
-        return float("nan"), False
-    return float(-potential + 0.5 * len(H) * np.log(2 * np.pi) - 0.5 * logdet), True
+    return float(-potential + 0.5 * len(H) * np.log(2 * np.pi) - 0.5 * np.sum(np.log(eigenvalues))), True
 
 
 def find_modes(objective, args, x0, max_steps=300, chunk=32) -> ModeSearch:
@@ -158,7 +152,7 @@ def find_modes(objective, args, x0, max_steps=300, chunk=32) -> ModeSearch:
                 m["starts"] += 1
                 break
         else:
-            H = np.asarray(_hessian(objective, jnp.asarray(ends[i]), args))
+            H = np.asarray(hessian(objective, jnp.asarray(ends[i]), args))
             log_Z, pd = laplace_log_evidence(float(values[i]), H)
             if not pd and any(np.allclose(ends[i], m["u"], atol=1e-4) for m in modes):
                 continue  # the same flat point as before (a failed Hessian), not a new mode
@@ -175,7 +169,6 @@ class Importance(NamedTuple):
     effective_samples: float  # Kish ESS of the weights
     pareto_k: float  # PSIS k-hat of the log weights: above 0.7 the estimate is unreliable
     samples: int
-    defensive_fraction: float  # the prior's share of the proposal
 
 
 def importance_evidence(flat: FlatModel, args, modes, n, key, posterior_draws=None, defensive=0.2, dof=4.0,
@@ -201,18 +194,17 @@ def importance_evidence(flat: FlatModel, args, modes, n, key, posterior_draws=No
         share = 0.5 if groups else 1.0
         groups = [(locs, cov, (1 - share) * w) for locs, cov, w in groups]
         groups.append((np.asarray(posterior_draws), kernel, np.full(m_draws, share / m_draws)))
-    defensive = defensive if groups else 1.0
-    _, log_w = _mixture_draws(flat, args, defensive, groups, n, dof, key, chunk)
+    log_w = _mixture_log_weights(flat, args, defensive if groups else 1.0, groups, n, dof, key, chunk)
     log_Z = float(logsumexp(log_w) - np.log(n))
     w = np.exp(log_w - np.max(log_w))
     error = float(np.sqrt(w.var(ddof=1) / n) / w.mean())
     ess = float(w.sum() ** 2 / np.sum(w ** 2))
     _, k_hat = az.psislw(log_w[np.isfinite(log_w)].copy())
-    return Importance(log_Z, error, ess, float(k_hat), n, defensive)
+    return Importance(log_Z, error, ess, float(k_hat), n)
 
 
-def _mixture_draws(flat: FlatModel, args, defensive, groups, n, dof, key, chunk):
-    """n draws u of a mixture and their log weights -U(u) - log q(u). The mixture: the prior with
+def _mixture_log_weights(flat: FlatModel, args, defensive, groups, n, dof, key, chunk):
+    """The log weights -U(u) - log q(u) of n draws u of a mixture q: the prior with
     weight `defensive`, and groups of Student-t components (locs (k, d), one covariance, weights
     (k,)) sharing the rest in proportion to their weights. Each component gets its share of the
     draws exactly (deterministic mixture sampling), so the plain average of the weights is
@@ -249,4 +241,4 @@ def _mixture_draws(flat: FlatModel, args, defensive, groups, n, dof, key, chunk)
 
     potential = in_chunks(functools.partial(batch_values, flat.potential), u, args, chunk)
     proposal = np.asarray(jax.jit(jax.vmap(log_q))(jnp.asarray(u)))
-    return u, np.where(np.isfinite(potential), -potential - proposal, -np.inf)
+    return np.where(np.isfinite(potential), -potential - proposal, -np.inf)

@@ -14,7 +14,7 @@ from numpyro.infer import MCMC, NUTS
 from corona_jax import interrupt
 from corona_jax.errors import ConfigError
 
-from .fit import lbfgs
+from .fit import hessian, lbfgs
 from .model import FlatPotential, Setup, constrain, corona_model, free_parameter_names, predictions_and_derived
 
 
@@ -66,7 +66,7 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
         progress(f"  warm start, chain {c + 1}: potential {m.value:.3f} after {m.steps} L-BFGS steps"
                  + ("" if m.converged else " (step limit: not converged)"))
     _, best_x = min(optima, key=lambda o: o[0])
-    H = np.asarray(_hessian(potential, best_x, setup.problem))
+    H = np.asarray(hessian(potential, best_x, (setup.problem,)))
     H = 0.5 * (H + H.T)
     if np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0):
         inverse_mass = np.linalg.inv(H)
@@ -78,12 +78,6 @@ def warm_start(setup: Setup, seed: int, max_steps: int = 200, progress=print) ->
     init = {n: jnp.asarray(starts[:, i]) for i, n in enumerate(names)}
     optimum = {n: float(best_x[i]) for i, n in enumerate(names)}
     return WarmStart(init, None if inverse_mass is None else jnp.asarray(inverse_mass), optimum)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _hessian(potential, x, problem):
-    """Hessian of the potential, reverse over reverse through the discrete adjoint."""
-    return jax.jacrev(jax.grad(potential))(x, problem)
 
 
 def sample_posterior(setup: Setup, progress_bar=True, progress=print, checkpoint: str = None,

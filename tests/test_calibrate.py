@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from corona_jax.errors import ConfigError
-from corona_jax.inference import calibrate, fit, forecast, model, sample, terms
+from corona_jax.inference import calibrate, fit, forecast, model, terms
 from h5files import assert_same_h5
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,7 +114,7 @@ def test_batched_mock_inference_equals_fit_s_minimisation(cal):
     np.testing.assert_allclose(out["mode"][i], mode.x, atol=1e-5)
     assert out["starts_elsewhere"][i] == sum(fit.lbfgs(potential, jnp.asarray(x0), (problem,), 300).value > mode.value + 0.1
                                              for x0 in starts[i])
-    hessian = np.asarray(sample._hessian(potential, mode.x, problem))
+    hessian = np.asarray(fit.hessian(potential, mode.x, (problem,)))
     np.testing.assert_allclose(out["hessian"][i], hessian, rtol=1e-3, atol=1e-6 * np.abs(hessian).max())
     nll = fit.NegLogDensity(cal.names)
     start = jnp.asarray(truth_u[i])

@@ -118,12 +118,14 @@ def test_a_mode_beyond_every_nested_sample_leaves_only_laplace():
     reported; with importance sampling unreliable too, Laplace is, with no error."""
     search = modes.ModeSearch([modes.Mode(np.zeros(1), 1.0, np.eye(1), 8, True, -3.0)], 8, 8, np.zeros(8, int))
     nested = evidence.Evidence(-10.0, 0.2, 1000, 50.0, False, 2.0, -6.0, 100)
-    importance = modes.Importance(-3.5, 0.5, 12.0, 0.9, 1000, 0.2)
+    importance = modes.Importance(-3.5, 0.5, 12.0, 0.9, 1000)
     result = evidence.check(nested, search, importance, mode_log_L=-1.0)
     assert result.method == "Laplace" and result.log_Z == -3.0 and np.isnan(result.error)
     assert result.findings[0] == ("nested sampling never reached the deepest mode's peak: ln L = -1.00 there, at most "
                                   "-6.00 in its samples")
     assert "importance sampling is unreliable: PSIS k-hat = 0.90, ESS = 12" in result.findings
+    with pytest.warns(DeprecationWarning, match="use Check.nested.likelihood_evaluations"):
+        assert result.likelihood_evaluations == 1000  # the field of the Evidence that was returned before 0.2.1
 
 
 def test_the_evidence_of_independent_parts_is_the_sum_of_theirs():
