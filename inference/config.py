@@ -12,9 +12,11 @@ Sections and keys (unknown ones are refused with one clear error):
 [data]     one key per entry of inference.terms.DATA_SOURCES, and its mode key:
            cosmic_rays (list), cosmic_ray_mode ('bound' | 'measurement'),
            neutrinos (name | 'none'), neutrino_mode ('bound' | 'component' | 'measurement'),
-           gamma_foreground ('A' | 'B' | 'C' | 'none'), gamma_mode (the modes of neutrinos, or
+           gamma_foreground ('A' | 'B' | 'C' | 'interpolated' | 'none'; 'interpolated': between A, B
+           and C with the nuisance igrb_foreground_model), gamma_mode (the modes of neutrinos, or
            'power_law': the IGRB as a cut-off power law alone, without the corona)
-           neutrino_event ('KM3NeT-KM3-230213A' | 'none'), neutrino_event_mode ('bound' | 'measurement'),
+           neutrino_event ('KM3NeT-KM3-230213A' | 'KM3NeT-IceCube-Auger-joint' | 'none'),
+           neutrino_event_mode ('bound' | 'measurement'),
            gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement')
 [systematics] gas, hadronic, ebl, history, burst, nuclei = true | false: each switches on a group
            of nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS

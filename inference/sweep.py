@@ -152,7 +152,8 @@ class Shares:
     @classmethod
     def build(cls, run: RunConfig):
         icecube = observations.load_neutrino_dataset()
-        foreground = run.data["gamma_foreground"] if run.data["gamma_foreground"] != "none" else "A"
+        foreground = run.data["gamma_foreground"]
+        foreground = foreground if foreground in observations.FOREGROUND_MODELS else "A"  # 'none', 'interpolated': A
         E = np.array(NEUTRINO_SHARE_E_GeV)
         bands = observations.load_gamma_bands(foreground)
         return cls(E, np.array([observations.segment_flux(icecube, e) for e in E]), gamma_band_terms(foreground, "bound", False, None)[0],

@@ -16,13 +16,18 @@ Which flux is compared with which data:
 * IceCube (per flavour): the all-sky mean, Milky Way + other galaxies, at the data's energies;
 * Fermi-LAT IGRB: the isotropic part (Milky Way anticentre + other galaxies) integrated over
   each band, against the band intensities shifted by one correlated foreground nuisance
-  eta ~ N(0, 1) (eta > 0 moves every band up by eta * fgsyst_hi, eta < 0 down by |eta| * fgsyst_lo).
+  eta ~ N(0, 1) (eta > 0 moves every band up by eta * fgsyst_hi, eta < 0 down by |eta| * fgsyst_lo);
+  with gamma_foreground = 'interpolated' the intensities, errors and fgsyst bands are piecewise
+  linear in a second nuisance igrb_foreground_model ~ U(0, 2) between models A (0), B (1), C (2)
+  (docs/systematics.md, "Fermi-LAT foreground models").
 
-* KM3NeT KM3-230213A (one event): the per-flavour all-sky mean averaged as E^2 dN/dE over ln E
-  across the event's 90 % energy range (an E^-2-equivalent flux, as KM3NeT quotes it, for an
-  exposure equal per ln E); expected events mu = model / quoted flux (whose expectation is the
-  one event seen); 'measurement': Poisson log mu - mu, 'bound': only mu > 1 penalised,
-  log mu - mu + 1 (the Poisson likelihood ratio against mu = 1);
+* KM3NeT KM3-230213A (one event): the expected number of events mu = 4 pi T int A_eff Phi_1f dE
+  of the per-flavour all-sky mean Phi_1f over the event's 90 % energy range, with ARCA's published
+  effective area A_eff and livetime T; the joint KM3NeT + IceCube + Auger estimate, which has no
+  single exposure, as an E^-2-equivalent flux: E^2 dN/dE averaged over ln E across the range,
+  over the quoted flux (exact for an exposure proportional to E). 'measurement': Poisson
+  log mu - mu, 'bound': only mu > 1 penalised, log mu - mu + 1 (the Poisson likelihood ratio
+  against mu = 1); docs/physics.md, "KM3-230213A";
 * LHAASO-KM2A diffuse gamma rays: the sky I(psi) of the Milky Way averaged over the region's
   footprint (sky.region_average_weights) plus the isotropic other galaxies. The Galactic disk's
   own emission is not modelled, so these are bounds (default mode 'bound'); the data's source
@@ -71,6 +76,20 @@ def pytree_dataclass(cls):
 def loglog_interp(E_grid, values, E_query):
     """values (> 0 or 0) interpolated linearly in ln value - ln E."""
     return jnp.exp(jnp.interp(jnp.log(E_query), jnp.log(E_grid), safe_log(values)))
+
+
+def exposure_quadrature(E_table_GeV, area_cm2, E_lo_GeV, E_hi_GeV, nodes_per_interval=4):
+    """(ln E nodes, weights [GeV cm^2]) with int_{E_lo}^{E_hi} A(E) f(E) dE = sum(weights * f(exp(nodes)))
+    for an effective area tabulated at E_table, linear in E between rows and zero outside them (as
+    KM3NeT's notebook): Gauss-Legendre in ln E on every table interval inside [E_lo, E_hi] (numpy)."""
+    inside = E_table_GeV[(E_table_GeV > E_lo_GeV) & (E_table_GeV < E_hi_GeV)]
+    edges = np.log(np.concatenate([[E_lo_GeV], inside, [E_hi_GeV]]))
+    x, w = np.polynomial.legendre.leggauss(nodes_per_interval)
+    a, b = edges[:-1, None], edges[1:, None]
+    nodes = (0.5 * (b - a) * x[None, :] + 0.5 * (a + b)).ravel()
+    E = np.exp(nodes)
+    area = np.interp(E, E_table_GeV, area_cm2, left=0.0, right=0.0)
+    return nodes, (0.5 * (b - a) * w[None, :]).ravel() * E * area
 
 
 def band_quadrature(E_lo_GeV, E_hi_GeV):
@@ -280,11 +299,16 @@ class GammaBands(LikelihoodTerm):
         """What the corona's share of each band is taken against: the measured intensity where it
         lies at least SHARE_SIGNIFICANCE err_lo above zero, else its 95 % upper limit,
         value + 1.645 err_hi (a share of a value consistent with zero would mean nothing)."""
-        return jnp.where(self.share_is_over_limit(), self.value + UPPER_LIMIT_95_SIGMA * self.err_hi, self.value)
+        return share_reference(self.value, self.err_lo, self.err_hi)
 
     def share_is_over_limit(self):
         """Bands whose share is taken against the 95 % upper limit (share_reference)."""
         return self.value < SHARE_SIGNIFICANCE * self.err_lo
+
+    def foreground(self, nuisances):
+        """(value, err_lo, err_hi, fgsyst_lo, fgsyst_hi) [cm^-2 s^-1 sr^-1] of the foreground model the
+        likelihood compares with (here the one model the term was built for)."""
+        return self.value, self.err_lo, self.err_hi, self.fgsyst_lo, self.fgsyst_hi
 
     def band_integrals(self, dN_dE):
         """int dN/dE dE over each band, dN_dE evaluated at the quadrature nodes (callable)."""
@@ -295,8 +319,9 @@ class GammaBands(LikelihoodTerm):
         return self.band_integrals(lambda E: loglog_interp(E_s, prediction.total.gamma, E))
 
     def compared(self, predicted, nuisances):
+        value, _, _, fgsyst_lo, fgsyst_hi = self.foreground(nuisances)
         eta = nuisances["fermi_foreground_eta"]
-        shifted = self.value + jnp.where(eta > 0, eta * self.fgsyst_hi, eta * self.fgsyst_lo)
+        shifted = value + jnp.where(eta > 0, eta * fgsyst_hi, eta * fgsyst_lo)
         if self.mode in ("component", "power_law"):
             norm, index = 10.0 ** nuisances["igrb_log10_norm"], nuisances["igrb_index"]
             cutoff = 10.0 ** nuisances["igrb_log10_cutoff_GeV"]
@@ -306,27 +331,89 @@ class GammaBands(LikelihoodTerm):
 
     def log_likelihood(self, predicted, nuisances):
         model, shifted = self.compared(predicted, nuisances)
+        _, err_lo, err_hi, _, _ = self.foreground(nuisances)
         if self.mode == "bound":
-            return likelihoods.must_not_exceed(model, shifted, self.err_hi)
-        return likelihoods.split_normal(model, shifted, self.err_lo, self.err_hi)
+            return likelihoods.must_not_exceed(model, shifted, err_hi)
+        return likelihoods.split_normal(model, shifted, err_lo, err_hi)
 
     def mocked(self, predicted, rng):
         zero = np.zeros_like(np.asarray(self.value))
         return dataclasses.replace(super().mocked(predicted, rng), fgsyst_lo=zero, fgsyst_hi=zero)
 
 
+def share_reference(value, err_lo, err_hi):
+    """A band's share reference (GammaBands.share_reference): value, or its 95 % upper limit
+    value + 1.645 err_hi where value < SHARE_SIGNIFICANCE err_lo."""
+    return jnp.where(value < SHARE_SIGNIFICANCE * err_lo, value + UPPER_LIMIT_95_SIGMA * err_hi, value)
+
+
+FOREGROUND_SITE = "igrb_foreground_model"
+FOREGROUND_INTERPOLATED = "interpolated"
+FOREGROUND_POSITION_MAX = float(len(observations.FOREGROUND_MODELS) - 1)  # 2: A = 0, B = 1, C = 2
+
+
+def check_foreground_position(position):
+    """ConfigError for a concrete position outside [0, 2] (traced values are bounded by the prior)."""
+    if isinstance(position, jax.core.Tracer):
+        return
+    p = np.asarray(position, dtype=float)
+    if not np.all(np.isfinite(p) & (p >= 0.0) & (p <= FOREGROUND_POSITION_MAX)):
+        raise ConfigError(f"{FOREGROUND_SITE} must lie in [0, {FOREGROUND_POSITION_MAX:g}] "
+                          f"(0 = model A, 1 = B, 2 = C), got {position!r}")
+
+
+@pytree_dataclass
+class InterpolatedGammaBands(GammaBands):
+    """The Fermi-LAT IGRB between foreground models A, B and C: intensities, errors and fgsyst bands
+    piecewise linear in igrb_foreground_model ~ U(0, 2) (0 = A, 1 = B, 2 = C), shifted by eta as in
+    GammaBands; at 0, 1, 2 exactly the single-model terms. value, err_* and fgsyst_* hold model A's
+    (plots, tables and the derived shares, which stay against model A: docs/systematics.md)."""
+
+    node_bands: np.ndarray = None  # (5, 3, N_bands): value, err_lo, err_hi, fgsyst_lo, fgsyst_hi of A, B, C
+
+    def nuisance_priors(self):
+        return {**super().nuisance_priors(), FOREGROUND_SITE: dist.Uniform(0.0, FOREGROUND_POSITION_MAX)}
+
+    def at_position(self, position):
+        """(value, err_lo, err_hi, fgsyst_lo, fgsyst_hi) [cm^-2 s^-1 sr^-1] at position in [0, 2]:
+        linear between the neighbouring models."""
+        check_foreground_position(position)
+        lower = jnp.clip(jnp.floor(position), 0.0, FOREGROUND_POSITION_MAX - 1.0)
+        fraction = position - lower
+        k = lower.astype(int)
+        bands = jnp.asarray(self.node_bands)
+        below, above = jnp.take(bands, k, axis=1), jnp.take(bands, k + 1, axis=1)
+        return tuple((1.0 - fraction) * below + fraction * above)
+
+    def foreground(self, nuisances):
+        return self.at_position(nuisances[FOREGROUND_SITE])
+
+    def share_reference(self, position=0.0):
+        """share_reference of the bands at a foreground position (default 0: model A)."""
+        value, err_lo, err_hi, _, _ = self.at_position(position)
+        return share_reference(value, err_lo, err_hi)
+
+    def mocked(self, predicted, rng):
+        """Mock data have no foreground: every model is the mock, the position a flat nuisance."""
+        mock = super().mocked(predicted, rng)
+        rows = [mock.value, mock.err_lo, mock.err_hi, mock.fgsyst_lo, mock.fgsyst_hi]
+        return dataclasses.replace(mock, node_bands=np.stack([np.stack([np.asarray(r)] * 3) for r in rows]))
+
+
 @pytree_dataclass
 class NeutrinoEvent(LikelihoodTerm):
-    """A one-event flux estimate (KM3-230213A) against the corona's E^-2-equivalent per-flavour flux
-    over the event's energy range; Poisson in the expected number of events (module docstring)."""
+    """A one-event flux estimate (KM3-230213A) against the corona's per-flavour all-sky flux over the
+    event's energy range; Poisson in the expected number of events mu = predicted / value, where
+    predicted = sum(flux_weights * dN/dE(E_nodes)) is the quoted flux times the model's expected
+    events (module docstring)."""
 
     E_GeV: np.ndarray  # (1,) the quoted energy
     value: np.ndarray  # (1,) per-flavour dN/dE at E_GeV of the E^-2 estimate
     err_lo: np.ndarray
     err_hi: np.ndarray
     is_upper_limit: np.ndarray
-    log_E_nodes: np.ndarray  # (1, 8) Gauss-Legendre nodes in ln E over the energy range
-    log_E_weights: np.ndarray  # (1, 8) their weights / the range's width in ln E
+    log_E_nodes: np.ndarray  # (1, n) ln(E/GeV) quadrature nodes over the energy range
+    flux_weights: np.ndarray  # (1, n) dimensionless: the quoted flux x 4 pi T A_eff dE, or the ln E mean x (E/E_GeV)^2
     name: str = static_field()
     mode: str = static_field()  # 'bound' or 'measurement'
 
@@ -335,8 +422,8 @@ class NeutrinoEvent(LikelihoodTerm):
     def predict(self, prediction, model, nuisances=None):
         mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
         E = jnp.exp(self.log_E_nodes)
-        E2_flux = E**2 * loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, E)
-        return jnp.sum(self.log_E_weights * E2_flux, axis=1) / self.E_GeV**2
+        flux = loglog_interp(model.milky_way.E_secondary_GeV, mean / NEUTRINO_FLAVOURS, E)
+        return jnp.sum(self.flux_weights * flux, axis=1)
 
     def log_likelihood(self, predicted, nuisances):
         mu = predicted / self.value
@@ -393,12 +480,27 @@ def neutrino_terms(name, mode, mock, model):
     return [NeutrinoSpectrum(**_spectrum_arrays(observations.load_neutrino_dataset(name)), name=name, mode=mode)]
 
 
+def event_flux_weights(d: observations.SpectralData, area: observations.EffectiveArea = None):
+    """(ln E nodes, flux_weights), each (1, n), of NeutrinoEvent over the event's energy range.
+
+    With an effective area: flux_weights = value x 4 pi T x exposure_quadrature weights, so that
+    predicted / value = 4 pi T int A_eff Phi_1f dE (KM3NeT's notebook "Expected events per flux").
+    Without: an 8-point Gauss-Legendre mean of E^2 dN/dE over ln E, over E_GeV^2 (the E^-2-equivalent
+    flux: exact for an exposure proportional to E)."""
+    E_lo, E_hi = float(d.extra["E_lo_GeV"][0]), float(d.extra["E_hi_GeV"][0])
+    if area is not None:
+        nodes, weights = exposure_quadrature(area.E_GeV, area.area_cm2, E_lo, E_hi)
+        return nodes[None, :], (d.flux_per_GeV_cm2_s_sr[0] * 4.0 * np.pi * area.livetime_s * weights)[None, :]
+    a, b = np.log(E_lo), np.log(E_hi)
+    nodes = 0.5 * (b - a) * _BAND_NODES + 0.5 * (a + b)
+    return nodes[None, :], (0.5 * _BAND_WEIGHTS * np.exp(nodes) ** 2 / d.E_GeV[0] ** 2)[None, :]
+
+
 def neutrino_event_terms(name, mode, mock, model):
     d = observations.load_neutrino_event(name)
-    a, b = np.log(d.extra["E_lo_GeV"])[:, None], np.log(d.extra["E_hi_GeV"])[:, None]
-    nodes = 0.5 * (b - a) * _BAND_NODES[None, :] + 0.5 * (a + b)
-    weights = 0.5 * np.broadcast_to(_BAND_WEIGHTS[None, :], nodes.shape)  # sum = 1: a mean over ln E
-    return [NeutrinoEvent(**_spectrum_arrays(d), log_E_nodes=nodes, log_E_weights=weights, name=name, mode=mode)]
+    area = observations.load_effective_area(name) if name in observations.EFFECTIVE_AREAS else None
+    nodes, weights = event_flux_weights(d, area)
+    return [NeutrinoEvent(**_spectrum_arrays(d), log_E_nodes=nodes, flux_weights=weights, name=name, mode=mode)]
 
 
 def gamma_region_terms(names, mode, mock, model):
@@ -411,10 +513,20 @@ def gamma_region_terms(names, mode, mock, model):
 
 
 def gamma_band_terms(model_name, mode, mock, model):
-    b = observations.load_gamma_bands(model_name)
+    """[GammaBands] of one foreground model, or [InterpolatedGammaBands] for 'interpolated'."""
+    models = observations.FOREGROUND_MODELS if model_name == FOREGROUND_INTERPOLATED else (model_name,)
+    bands = [observations.load_gamma_bands(m) for m in models]
+    b = bands[0]
     nodes, weights = band_quadrature(b.E_lo_GeV, b.E_hi_GeV)
-    return [GammaBands(np.sqrt(b.E_lo_GeV * b.E_hi_GeV), b.intensity_per_cm2_s_sr, b.err_lo, b.err_hi,
-                       np.zeros(b.E_lo_GeV.size, bool), b.fgsyst_lo, b.fgsyst_hi, nodes, weights, name=b.name, mode=mode)]
+    fields = (np.sqrt(b.E_lo_GeV * b.E_hi_GeV), b.intensity_per_cm2_s_sr, b.err_lo, b.err_hi,
+              np.zeros(b.E_lo_GeV.size, bool), b.fgsyst_lo, b.fgsyst_hi, nodes, weights)
+    if len(bands) == 1:
+        return [GammaBands(*fields, name=b.name, mode=mode)]
+    if any(not np.array_equal(c.E_lo_GeV, b.E_lo_GeV) for c in bands):
+        raise ConfigError("the Fermi-LAT foreground models' bands differ; they cannot be interpolated")
+    rows = ("intensity_per_cm2_s_sr", "err_lo", "err_hi", "fgsyst_lo", "fgsyst_hi")
+    node_bands = np.array([[getattr(c, r) for c in bands] for r in rows])
+    return [InterpolatedGammaBands(*fields, name="Fermi-IGRB-interpolated", mode=mode, node_bands=node_bands)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,7 +578,7 @@ DATA_SOURCES = {
     "neutrinos": DataSource(tuple(observations.NEUTRINO_DATASETS), observations.DEFAULT_NEUTRINO_DATASET,
                             neutrino_terms, "neutrino data set", mode_key="neutrino_mode",
                             modes=("bound", "component", "measurement"), default_mode="bound"),
-    "gamma_foreground": DataSource(observations.FOREGROUND_MODELS, "A", gamma_band_terms,
+    "gamma_foreground": DataSource((*observations.FOREGROUND_MODELS, FOREGROUND_INTERPOLATED), "A", gamma_band_terms,
                                    "Fermi-LAT foreground model", mode_key="gamma_mode",
                                    modes=("bound", "component", "measurement", "power_law"), default_mode="bound"),
     "neutrino_event": DataSource(tuple(observations.NEUTRINO_EVENT_DATASETS), "none", neutrino_event_terms,

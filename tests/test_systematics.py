@@ -314,19 +314,21 @@ def test_km3net_term_averages_an_e2_flux_exactly_and_is_poisson():
 
     from corona_jax.inference import terms
 
-    term = terms.neutrino_event_terms("KM3NeT-KM3-230213A", "bound", False, None)[0]
+    # the joint KM3NeT + IceCube + Auger flux is the E^-2-equivalent term (KM3NeT alone now uses
+    # ARCA's exposure: tests/test_data_terms.py)
+    term = terms.neutrino_event_terms("KM3NeT-IceCube-Auger-joint", "bound", False, None)[0]
     E = np.geomspace(1e6, 1e10, 81)
-    per_flavour_E2 = 2.0e-8  # E^2 dN/dE per flavour [GeV cm^-2 s^-1 sr^-1], flat
+    per_flavour_E2 = 2.0e-10  # E^2 dN/dE per flavour [GeV cm^-2 s^-1 sr^-1], flat
     nu_all = jnp.asarray(3 * per_flavour_E2 / E**2)
     pred = SimpleNamespace(milky_way=SimpleNamespace(sky_mean_nu_all_flavour=nu_all),
                            extragalactic=SimpleNamespace(nu_all_flavour=jnp.zeros_like(nu_all)))
     model = SimpleNamespace(milky_way=SimpleNamespace(E_secondary_GeV=jnp.asarray(E)))
     predicted = term.predict(pred, model)
     assert float(predicted[0]) * 2.2e8**2 == pytest.approx(per_flavour_E2, rel=1e-10)
-    mu = per_flavour_E2 / 5.8e-8  # expected events against the quoted E^2 flux (one event seen)
+    mu = per_flavour_E2 / 7.5e-10  # expected events against the quoted E^2 flux (one event seen)
     assert float(term.log_likelihood(predicted, {})) == 0.0  # bound: mu < 1 costs nothing
     assert float(term.log_likelihood(4 * predicted / mu, {})) == pytest.approx(math.log(4) - 4 + 1, rel=1e-8)
-    measured = terms.neutrino_event_terms("KM3NeT-KM3-230213A", "measurement", False, None)[0]
+    measured = terms.neutrino_event_terms("KM3NeT-IceCube-Auger-joint", "measurement", False, None)[0]
     assert float(measured.log_likelihood(predicted, {})) == pytest.approx(math.log(mu) - mu, rel=1e-8)
 
 
