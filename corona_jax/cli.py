@@ -365,13 +365,18 @@ def cmd_forecast(args):
     forecast, = _inference("forecast", "forecast")
     cfg = forecast.load_forecast_config(args.config)
     out = output_path(args.out)
+    stem, extension = os.path.splitext(out)
+    sensitivity_out = output_path(f"{stem}_sensitivity{extension or '.csv'}")
     if args.plot:
         output.check_plot_dir(args.plot)
-    print(f"Fisher matrices at {', '.join(f'{k} = {v:g}' for k, v in cfg.fiducial.items())} ...")
+    print(f"Fisher matrices and sensitivities at {', '.join(f'{k} = {v:g}' for k, v in cfg.fiducial.items())} ...")
     result = forecast.run_forecast(cfg)
     table = forecast.forecast_table(result)
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
     _write_csv(table, out)
+    sensitivity = forecast.sensitivity_table(result)
+    print(sensitivity.T.to_string(float_format=lambda v: f"{v:.3g}"))
+    _write_csv(sensitivity, sensitivity_out)
     if args.plot:
         os.makedirs(args.plot, exist_ok=True)
         from .inference import plots
@@ -574,13 +579,17 @@ def build_parser():
     p.add_argument("--out", required=True, help="output CSV file")
     p.set_defaults(func=cmd_evidence)
 
-    p = sub.add_parser("forecast", help="Fisher forecasts for future experiments (IceCube-Gen2, LHAASO-, SWGO-like)",
+    p = sub.add_parser("forecast", help="Fisher forecasts and sensitivities of future experiments (IceCube-Gen2, "
+                                        "LHAASO-, SWGO-like)",
                        description="Fisher matrices (exact autodiff Hessians) of today's data and of each "
                                    "[[forecast.experiment]] at the [forecast] fiducial: each parameter's forecast "
-                                   "error and the expected 95 % upper limit of the corona's share of IceCube.")
+                                   "error; and each experiment's sensitivity to the corona over a profiled "
+                                   "background with Asimov data: median discovery significance, the L_CR seen at 3 "
+                                   "and 5 sigma, expected 95 %% CLs upper limits.")
     p.add_argument("--config", required=True, help="TOML forecast configuration (see configs/forecast.toml)")
-    p.add_argument("--out", required=True, help="output CSV file")
-    p.add_argument("--plot", metavar="DIR", help="write the forecast errors as a plot into DIR")
+    p.add_argument("--out", required=True, help="output CSV file of the Fisher errors; the sensitivities go to "
+                                                "<out>_sensitivity.csv beside it")
+    p.add_argument("--plot", metavar="DIR", help="write the forecast errors and sensitivities as a plot into DIR")
     p.set_defaults(func=cmd_forecast)
     return parser
 

@@ -6,20 +6,32 @@ all measurements) plus
 [forecast]  fiducial = { <every [priors] parameter> = value }: where the Fisher matrices are taken
 [[forecast.experiment]]  name, data (a [data] key: 'neutrinos', 'gamma_regions', ...), dataset
             (one data set of that key), exposure_ratio (> 0): a future experiment measures that
-            data set's points with its errors divided by sqrt(exposure_ratio), statistics-limited
+            data set's points with its errors divided by sqrt(exposure_ratio), statistics-limited;
+            optional reference_energy_GeV (where shares and fluxes are quoted; default the
+            geometric mean of the data set's energies) and background ('log_parabola', the
+            default, or 'power_law': the astrophysical background of the sensitivity)
 
 Every data set, today's and future, is replaced by its Asimov version: the model at the fiducial
 point, measured with the data set's absolute errors (calibrate.measured). Then
 F = d^2 [-log L] / d theta d theta at the fiducial, the exact Hessian by autodiff (reverse over
 reverse through the transport's discrete adjoint), and F of today's data plus an experiment is
 the sum of the two. The forecast error of a parameter is sqrt((F^-1)_ii), the expected error of
-a derived quantity g is sqrt(grad g . F^-1 . grad g), and its expected 95 % upper limit, when
-the data agree with the fiducial, is g + 1.645 of that error. The nuisances of the terms stay at
-their prior means; uniform priors add no curvature.
+a derived quantity g is sqrt(grad g . F^-1 . grad g): g + 1.645 of that error is the 95 % upper
+end of the model's own prediction of g, given today's parameters, not a sensitivity. The
+nuisances of the terms stay at their prior means; uniform priors add no curvature.
+
+Sensitivity (inference.sensitivity): each experiment's data set, and today's measurement of it,
+as flux points with Asimov data: the background is the log-parabola (or power law) that fits
+today's measured points less the corona at the fiducial, its curvature constrained by that fit,
+and the signal is the corona at the fiducial scaled by mu = L_CR / L_CR,fiducial (the corona's
+fluxes are linear in L_CR). Reported: the median discovery significance of the fiducial corona,
+the L_CR (and share and flux) detected at 3 and 5 sigma, and the expected 95 % CLs upper limit of
+each if the corona is absent, each by the direct profile and linearised.
 """
 
 import dataclasses
 import functools
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -32,12 +44,14 @@ from corona_jax.errors import ConfigError
 from .calibrate import measured
 from .config import (_SECTIONS, RunConfig, _check_keys, _number, _table, parse_run_sections, read_text, read_toml,
                      require_measurements)
+from . import sensitivity
 from .model import Problem, Setup, build_setup, build_terms, derived, log_density
 from .systematics import corona_params
 from .terms import DATA_SOURCES
 
-SHARE = "share_icecube_100TeV"  # the derived quantity whose expected upper limit is reported
+SHARE = "share_icecube_100TeV"  # the derived quantity whose prediction's spread is reported
 ONE_SIDED_95 = 1.6449  # Gaussian quantile of a one-sided 95 % upper limit
+BACKGROUNDS = ("log_parabola", "power_law")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +60,8 @@ class Experiment:
     data: str  # a key of DATA_SOURCES
     dataset: str
     exposure_ratio: float
+    reference_energy_GeV: float = None  # None: the geometric mean of the data set's energies
+    background: str = "log_parabola"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,14 +91,21 @@ def parse_forecast_config(text: str, source: str = "config") -> ForecastConfig:
     for i, e in enumerate(settings.get("experiment", [])):
         where = f"[[forecast.experiment]] {i + 1}"
         e = _table(e, where)
-        _check_keys(e, {"name", "data", "dataset", "exposure_ratio"}, f"forecast.experiment {i + 1}")
+        _check_keys(e, {"name", "data", "dataset", "exposure_ratio", "reference_energy_GeV", "background"},
+                    f"forecast.experiment {i + 1}")
         if not all(k in e for k in ("name", "data", "dataset", "exposure_ratio")):
             raise ConfigError(f"{where} needs name, data, dataset and exposure_ratio")
         if e["data"] not in DATA_SOURCES or e["data"] == "neutrino_event":
             raise ConfigError(f"{where}: data must be one of {', '.join(k for k in DATA_SOURCES if k != 'neutrino_event')}")
         DATA_SOURCES[e["data"]].check(e["data"], [e["dataset"]] if DATA_SOURCES[e["data"]].many else e["dataset"])
         ratio = _number(e["exposure_ratio"], f"{where} exposure_ratio", positive=True)
-        experiments.append(Experiment(str(e["name"]), e["data"], e["dataset"], float(ratio)))
+        E_ref = e.get("reference_energy_GeV")
+        if E_ref is not None:
+            E_ref = float(_number(E_ref, f"{where} reference_energy_GeV", positive=True))
+        background = e.get("background", "log_parabola")
+        if background not in BACKGROUNDS:
+            raise ConfigError(f"{where}: background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+        experiments.append(Experiment(str(e["name"]), e["data"], e["dataset"], float(ratio), E_ref, background))
     if not experiments:
         raise ConfigError(f"{source}: [forecast] needs at least one [[forecast.experiment]]")
     return ForecastConfig(run, {k: float(v) for k, v in fiducial.items()}, tuple(experiments))
@@ -148,13 +171,36 @@ def _derived_gradient(names, x, problem):
     return jax.value_and_grad(share)(x)
 
 
+class ExperimentSensitivity(NamedTuple):
+    """inference.sensitivity for one data set at one exposure, with what mu = 1 stands for."""
+
+    dataset: str
+    exposure_ratio: float
+    background: str
+    reference_energy_GeV: float
+    corona_at_reference: float  # the fiducial corona at the reference energy, in the data's units
+    background_at_reference: float
+    energy_power: int  # E^energy_power x value is the data's E^2 dN/dE-like quantity
+    log10_LCR_erg_s: float  # the fiducial's
+    result: sensitivity.Sensitivity
+
+
 class Forecast(NamedTuple):
     names: list
     fiducial: dict
     fisher: dict  # 'today' and 'today + <experiment>' -> (d, d)
     errors: dict  # same keys -> {parameter: 1 sigma}
     share: float  # SHARE at the fiducial
-    share_upper_limit: dict  # same keys -> expected 95 % upper limit of SHARE
+    share_prediction_upper: dict  # same keys -> SHARE + 1.645 of its Fisher error: the prediction's spread
+    sensitivities: dict  # 'today: <dataset>' and '<experiment>' -> ExperimentSensitivity
+
+    @property
+    def share_upper_limit(self):
+        """Deprecated since 0.2.2, removed in 0.3: it was never an upper limit; share_prediction_upper."""
+        warnings.warn("Forecast.share_upper_limit is deprecated: it is the 95 % upper end of the model's prediction, "
+                      "now Forecast.share_prediction_upper; for upper limits see Forecast.sensitivities",
+                      DeprecationWarning, stacklevel=2)
+        return self.share_prediction_upper
 
 
 def _errors(F, names):
@@ -173,29 +219,55 @@ def today_setup(cfg: ForecastConfig) -> Setup:
     return asimov_setup(base, cfg.fiducial)
 
 
+def experiment_terms(cfg: ForecastConfig, e: Experiment, model):
+    """The terms of an experiment's data set, today's measurements, in mode 'measurement'."""
+    source = DATA_SOURCES[e.data]
+    return source.terms((e.dataset,) if source.many else e.dataset, "measurement", True, model)
+
+
+def experiment_sensitivity(term, corona, exposure_ratio, e: Experiment, log10_LCR_erg_s) -> ExperimentSensitivity:
+    """The sensitivity to the fiducial corona of one data set measured with its errors divided by
+    sqrt(exposure_ratio) (module docstring): the background fits today's points less the corona."""
+    E_GeV, corona = np.asarray(term.E_GeV, float), np.asarray(corona, float)
+    sigma = np.asarray(measured(term).err_lo, float)
+    E_ref = e.reference_energy_GeV or float(np.exp(np.mean(np.log(E_GeV))))
+    measured_points = ~np.asarray(term.is_upper_limit, bool)
+    background = sensitivity.fit_background(E_GeV[measured_points], np.asarray(term.value)[measured_points] - corona[measured_points],
+                                            sigma[measured_points], E_ref, curvature=e.background == "log_parabola")
+    result = sensitivity.sensitivity(sensitivity.Asimov(E_GeV, sigma / np.sqrt(exposure_ratio), corona, background))
+    corona_ref = float(np.exp(np.interp(np.log(E_ref), np.log(E_GeV), np.log(np.maximum(corona, 1e-300)))))
+    return ExperimentSensitivity(e.dataset, exposure_ratio, e.background, E_ref, corona_ref,
+                                 float(background.values([E_ref])[0]), type(term).energy_power, log10_LCR_erg_s, result)
+
+
 def run_forecast(cfg: ForecastConfig, progress=print) -> Forecast:
-    """Fisher matrices of today's data and of today's data plus each experiment (module docstring)."""
+    """Fisher matrices of today's data and of today's data plus each experiment, and each
+    experiment's sensitivity to the corona (module docstring)."""
     today = today_setup(cfg)
     names = list(cfg.run.priors)
     if today.problem.neutrino_reference is None:
-        raise ConfigError(f"forecast reports the expected upper limit of {SHARE}: [data] needs an IceCube data set")
+        raise ConfigError(f"forecast reports the spread of {SHARE}: [data] needs an IceCube data set")
     x = jnp.asarray([cfg.fiducial[n] for n in names])
     share, gradient = (np.asarray(v) for v in _derived_gradient(tuple(names), x, today.problem))
+    pred, params = jax.jit(_predict)(today.problem, {k: jnp.asarray(v) for k, v in cfg.fiducial.items()})
+    log10_LCR = float(params.log10_LCR_erg_s)
     fishers = {"today": fisher_matrix(today, cfg.fiducial)}
+    sensitivities = {}
     for e in cfg.experiments:
-        progress(f"  Fisher matrix of {e.name} ({e.dataset} with errors / sqrt({e.exposure_ratio:g}))")
-        source = DATA_SOURCES[e.data]
-        mode_key = {source.mode_key: "measurement"} if source.mode_key else {}
-        data = {**cfg.run.data, e.data: (e.dataset,) if source.many else e.dataset, **mode_key}
-        terms = source.terms(data[e.data], "measurement", True, today.model)
+        progress(f"  {e.name}: {e.dataset} with errors / sqrt({e.exposure_ratio:g})")
+        terms = experiment_terms(cfg, e, today.model)
         future = asimov_setup(today, cfg.fiducial, terms, 1.0 / np.sqrt(e.exposure_ratio))
         fishers[f"today + {e.name}"] = fishers["today"] + fisher_matrix(future, cfg.fiducial)
-    errors, limits = {}, {}
+        term, = terms
+        corona = np.asarray(term.predict(pred, today.model))
+        sensitivities.setdefault(f"today: {e.dataset}", experiment_sensitivity(term, corona, 1.0, e, log10_LCR))
+        sensitivities[e.name] = experiment_sensitivity(term, corona, e.exposure_ratio, e, log10_LCR)
+    errors, spread = {}, {}
     for key, F in fishers.items():
         errors[key], cov = _errors(F, names)
         sigma = float(np.sqrt(gradient @ cov @ gradient)) if cov is not None else float("inf")
-        limits[key] = float(share) + ONE_SIDED_95 * sigma
-    return Forecast(names, dict(cfg.fiducial), fishers, errors, float(share), limits)
+        spread[key] = float(share) + ONE_SIDED_95 * sigma
+    return Forecast(names, dict(cfg.fiducial), fishers, errors, float(share), spread, sensitivities)
 
 
 def pinned(forecast: Forecast, key: str, factor=2.0) -> list:
@@ -204,14 +276,54 @@ def pinned(forecast: Forecast, key: str, factor=2.0) -> list:
 
 
 def forecast_table(forecast: Forecast):
-    """Rows: today and today + each experiment; columns: each parameter's 1-sigma error, the
-    expected 95 % upper limit of SHARE and the parameters each experiment pins."""
+    """Rows: today and today + each experiment; columns: each parameter's 1-sigma error, SHARE at
+    the fiducial and the 95 % upper end of its prediction, and the parameters each experiment pins."""
     import pandas as pd
 
     rows = {}
     for key in forecast.fisher:
         row = {f"sigma_{n}": forecast.errors[key][n] for n in forecast.names}
-        row[f"expected_95ul_{SHARE}"] = forecast.share_upper_limit[key]
+        row[f"{SHARE}_at_fiducial"] = forecast.share
+        row[f"{SHARE}_prediction_95pct_upper"] = forecast.share_prediction_upper[key]
         row["pins (error / 2 or better)"] = "" if key == "today" else " ".join(pinned(forecast, key))
+        rows[key] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+NONLINEAR = 0.1  # a fiducial significance whose linearised value differs by more than this fraction is
+# flagged (the 3 and 5 sigma signals and the limits are many times the fiducial: there the direct
+# profile departs from the linearised one by design, the background having to stay positive)
+
+
+def sensitivity_table(forecast: Forecast):
+    """One row per data set and exposure: the corona's median discovery significance, the L_CR,
+    share and E^2 dN/dE detected at 3 and 5 sigma, and the expected 95 % CLs upper limits if the
+    corona is absent (median and +-1 sigma band), with the linearised values beside them."""
+    import pandas as pd
+
+    rows = {}
+    for key, s in forecast.sensitivities.items():
+        r = s.result
+        share = s.corona_at_reference / s.background_at_reference
+        to_E2 = s.reference_energy_GeV ** s.energy_power  # the data's E^power x value: E^2 dN/dE (bands: E_c x intensity)
+        row = {"dataset": s.dataset, "exposure_ratio": s.exposure_ratio, "background": s.background,
+               "reference_energy_GeV": s.reference_energy_GeV,
+               "corona_E2dNdE_at_reference_GeV_cm2_s_sr": s.corona_at_reference * to_E2,
+               "background_E2dNdE_at_reference_GeV_cm2_s_sr": s.background_at_reference * to_E2,
+               "corona_share_of_background_at_reference": share,
+               "fiducial_log10_LCR_erg_s": s.log10_LCR_erg_s,
+               "median_discovery_Z_of_fiducial": r.Z, "median_discovery_Z_of_fiducial_linearised": r.Z_linear}
+        for name, mu, mu_linear in (("3sigma_discovery", r.mu_3sigma, r.mu_3sigma_linear),
+                                    ("5sigma_discovery", r.mu_5sigma, r.mu_5sigma_linear),
+                                    ("expected_95CLs_upper_limit", r.mu_upper, r.mu_upper_linear)):
+            row[f"{name}_LCR_over_fiducial"] = mu
+            row[f"{name}_LCR_over_fiducial_linearised"] = mu_linear
+            row[f"{name}_log10_LCR_erg_s"] = s.log10_LCR_erg_s + np.log10(mu)
+            row[f"{name}_share_of_background_at_reference"] = mu * share
+        row["expected_95CLs_upper_limit_LCR_over_fiducial_minus_1sigma"] = r.mu_upper_minus_1sigma
+        row["expected_95CLs_upper_limit_LCR_over_fiducial_plus_1sigma"] = r.mu_upper_plus_1sigma
+        off = abs(r.Z_linear / r.Z - 1.0)
+        row["note"] = (f"the fiducial corona is not a small signal here: its linearised significance differs from the "
+                       f"direct profile's by {off:.0%}" if off > NONLINEAR else "")
         rows[key] = row
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -25,6 +25,7 @@ LABELS = {
     "rc_outer_kpc": r"$r_{c,out}$ [kpc]",
     "Rmax_kpc": r"$R_{max}$ [kpc]",
     "fermi_foreground_eta": r"$\eta_{Fermi}$ (foreground systematic)",
+    "igrb_foreground_model": r"Fermi foreground model (0 = A, 1 = B, 2 = C)",
     "nu_astro_log10_norm": rf"$\log_{{10}}\,\Phi_\nu$(100 TeV) [{_PER_AREA}]",
     "nu_astro_index": r"$\gamma_\nu$ (astrophysical index)",
     "igrb_log10_norm": rf"$\log_{{10}}\,\Phi_{{IGRB}}$(1 GeV) [{_PER_AREA}]",
@@ -318,10 +319,11 @@ def rank_histograms(summary, path, columns=4):
 
 def forecast_plot(forecast, path):
     """Forecast 1-sigma errors of each parameter for today's data and with each experiment (left),
-    and the expected 95 % upper limits of the corona's share of IceCube at 100 TeV (right)."""
+    and each data set's sensitivity to the corona (right): the L_CR detected at 3 and 5 sigma and
+    the expected 95 % CLs upper limit with its +-1 sigma band, in units of the fiducial L_CR."""
     keys = list(forecast.fisher)
     names = forecast.names
-    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1.3]})
+    fig, (ax, ax_lcr) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / len(keys)
     for k, key in enumerate(keys):
         x = np.arange(len(names)) + (k - (len(keys) - 1) / 2) * width
@@ -332,11 +334,20 @@ def forecast_plot(forecast, path):
     ax.legend(fontsize=7)
     ax.set_title(", ".join(f"{LABELS.get(n, n).split(' [')[0]} = {v:g}" for n, v in forecast.fiducial.items()),
                  fontsize=7)
-    ax_share.bar(np.arange(len(keys)), [forecast.share_upper_limit[k] for k in keys], color=[f"C{k}" for k in range(len(keys))])
-    ax_share.axhline(forecast.share, color="0.3", ls="--", lw=1, label="fiducial")
-    ax_share.set_xticks(np.arange(len(keys)), [k.replace("today + ", "+ ") for k in keys], rotation=30, fontsize=7)
-    ax_share.set_yscale("log")
-    ax_share.set_ylabel("expected 95 % UL: share of IceCube, 100 TeV")
-    ax_share.legend(fontsize=7)
+    rows = list(forecast.sensitivities)
+    y = np.arange(len(rows))
+    results = [forecast.sensitivities[r].result for r in rows]
+    low = [r.mu_upper_minus_1sigma for r in results]
+    high = [r.mu_upper_plus_1sigma for r in results]
+    ax_lcr.barh(y, np.subtract(high, low), left=low, height=0.5, color="0.85", label=r"95 % CL$_s$ UL, $\pm1\sigma$")
+    ax_lcr.plot([r.mu_upper for r in results], y, "k|", ms=12, label=r"95 % CL$_s$ UL, median")
+    ax_lcr.plot([r.mu_3sigma for r in results], y, "o", color="C1", label=r"$3\sigma$ discovery")
+    ax_lcr.plot([r.mu_5sigma for r in results], y, "s", color="C3", label=r"$5\sigma$ discovery")
+    ax_lcr.axvline(1.0, color="0.3", ls="--", lw=1, label="fiducial corona")
+    ax_lcr.set_yticks(y, rows, fontsize=7)
+    ax_lcr.invert_yaxis()
+    ax_lcr.set_xscale("log")
+    ax_lcr.set_xlabel(r"$L_{CR}$ / fiducial $L_{CR}$ (Asimov, profiled background)")
+    ax_lcr.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.45, -0.16), ncol=3)
     fig.tight_layout()
     return save_figure(fig, path)

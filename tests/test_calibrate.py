@@ -145,6 +145,8 @@ exposure_ratio = 10
     (("dataset = \"IceCube-HESE-7.5yr\"", "dataset = \"IceCube-Gen2\""), "unknown neutrino data set"),
     (("data = \"neutrinos\"", "data = \"sky\""), "data must be one of"),
     (("neutrino_mode = \"measurement\"", "neutrino_mode = \"bound\""), "measurements"),
+    (("exposure_ratio = 10", "exposure_ratio = 10\nbackground = \"spline\""), "background must be one of"),
+    (("exposure_ratio = 10", "exposure_ratio = 10\nreference_energy_GeV = -1"), "reference_energy_GeV must be positive"),
 ])
 def test_forecast_config_errors(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -197,8 +199,33 @@ def test_forecast_errors_shrink_with_exposure(asimov):
     assert all(result.errors[key][n] <= result.errors["today"][n] for n in result.names)
     more = dataclasses.replace(cfg, experiments=(dataclasses.replace(cfg.experiments[0], exposure_ratio=1e6),))
     pinned = forecast.run_forecast(more, progress=lambda *_: None)
-    assert pinned.share_upper_limit[key] < result.share_upper_limit[key]
+    assert pinned.share_prediction_upper[key] < result.share_prediction_upper[key]
     assert forecast.pinned(pinned, key)
+    with pytest.warns(DeprecationWarning, match="share_prediction_upper"):
+        assert result.share_upper_limit == result.share_prediction_upper
+
+
+@pytest.mark.slow
+def test_forecast_sensitivity_of_an_experiment_against_today_s_data(asimov):
+    """Errors / sqrt(10) with a power-law background (no constraint term): chi^2 scales by 10 at
+    every background, so the fiducial's significance grows by sqrt(10) exactly; with the
+    log-parabola, whose curvature constraint does not scale, by less. The limits fall."""
+    cfg, _, _ = asimov
+    power_law = dataclasses.replace(cfg, experiments=(dataclasses.replace(cfg.experiments[0], background="power_law"),))
+    for config in (cfg, power_law):
+        result = forecast.run_forecast(config, progress=lambda *_: None)
+        today = result.sensitivities["today: IceCube-HESE-7.5yr"].result
+        gen2 = result.sensitivities["IceCube-Gen2"].result
+        if config is power_law:
+            assert gen2.Z / today.Z == pytest.approx(np.sqrt(10.0), rel=1e-6)
+        else:
+            assert 1.0 < gen2.Z / today.Z < np.sqrt(10.0)
+        assert gen2.mu_upper < today.mu_upper and gen2.mu_5sigma < today.mu_5sigma
+    table = forecast.sensitivity_table(result)
+    assert table.loc["IceCube-Gen2", "median_discovery_Z_of_fiducial"] == gen2.Z
+    assert table.loc["IceCube-Gen2", "background"] == "power_law"
+    assert np.log10(table.loc["IceCube-Gen2", "expected_95CLs_upper_limit_LCR_over_fiducial"]) == pytest.approx(
+        table.loc["IceCube-Gen2", "expected_95CLs_upper_limit_log10_LCR_erg_s"] - table.loc["IceCube-Gen2", "fiducial_log10_LCR_erg_s"])
 
 
 def _calibrate(tmp_path, config, *extra):
