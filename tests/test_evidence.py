@@ -154,3 +154,41 @@ def test_the_evidence_of_independent_parts_is_the_sum_of_theirs():
     assert abs(ab.log_Z - (a.log_Z + b.log_Z)) < 3 * error < 0.05
     nested_error = np.sqrt(a.nested.error ** 2 + b.nested.error ** 2 + ab.nested.error ** 2)
     assert abs(ab.nested.log_Z - (a.nested.log_Z + b.nested.log_Z)) < 3 * nested_error
+
+
+SHARDED_SEARCH = """
+import json, jax, numpy as np
+from corona_jax.inference import modes
+import test_evidence as t
+flat = modes.FlatModel.of(t.two_modes, ())
+search = modes.find_modes(flat.potential, (), flat.draw_prior(jax.random.PRNGKey(0), 30), max_steps=200, chunk=8)
+weights = modes.importance_evidence(flat, (), search.modes, 5000, jax.random.PRNGKey(1), chunk=96)
+print(json.dumps({"devices": jax.device_count(), "u": [list(map(float, m.u)) for m in search.modes],
+                  "starts": [m.starts for m in search.modes], "ln_Z": weights.log_Z}))
+"""
+
+
+@pytest.mark.slow
+def test_the_mode_search_and_importance_sampling_sharded_over_four_devices_agree_with_one():
+    """The batched search and importance evaluation shard each chunk's rows over the devices
+    (fit.in_chunks); with 4 emulated host devices, and chunks that do not divide the rows, the
+    modes, their start counts and ln Z equal the single-device run's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for devices in (1, 4):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_ENABLE_X64": "1",
+               "PYTHONPATH": str(root / "tests")}
+        done = subprocess.run([sys.executable, "-c", SHARDED_SEARCH], env=env, cwd=root, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[devices] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert runs[4]["devices"] == 4 and runs[1]["devices"] == 1
+    assert runs[4]["starts"] == runs[1]["starts"] and len(runs[4]["u"]) == 2
+    np.testing.assert_allclose(runs[4]["u"], runs[1]["u"], atol=1e-8)
+    assert runs[4]["ln_Z"] == pytest.approx(runs[1]["ln_Z"], abs=1e-8)
