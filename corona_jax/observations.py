@@ -51,6 +51,13 @@ COSMIC_RAY_DATASETS = {
     "GRAPES-3-2024": ("cr_proton_GRAPES3_2024.csv", "total", "proton", 0.0),
     "LHAASO-2025-knee": ("cr_proton_LHAASO2025_knee.csv", "total", "proton", 0.0),
     "LHAASO-2025-knee-EPOS-LHC": ("cr_proton_LHAASO2025_knee_EPOS-LHC.csv", "total", "proton", 0.0),
+    # LHAASO all-particle spectrum 0.3-30 PeV (PRL 132, 131002, 2024), one file per hadronic model;
+    # its mean log-mass is composition_LHAASO2024_lnA.csv, documentation only (no loader)
+    "LHAASO-2024-allparticle": ("cr_allparticle_LHAASO2024_QGSJETII-04.csv", "total", "all-particle", 0.0),
+    "LHAASO-2024-allparticle-EPOS-LHC": ("cr_allparticle_LHAASO2024_EPOS-LHC.csv", "total", "all-particle", 0.0),
+    "LHAASO-2024-allparticle-SIBYLL-2.3d": (
+        "cr_allparticle_LHAASO2024_SIBYLL-2.3d.csv", "total", "all-particle", 0.0,
+    ),
 }
 
 # The paper's "does not exceed the observed flux" with all of it: direct proton
@@ -83,6 +90,14 @@ GAMMA_REGION_DATASETS = {
     "LHAASO-KM2A-outer": ("gamma_LHAASO_KM2A2023_diffuse_outer.csv", (125.0, 235.0), 5.0),
 }
 DEFAULT_NEUTRINO_DATASET = "IceCube-HESE-7.5yr"
+
+# IceCube Galactic-plane templates (Science 380, 1338, 2023), each scaled to its best-fit normalisation:
+# per-flavour flux integrated over the template / 4 pi (extra: flux_skyintegrated). Concentrated in the
+# plane, so not an all-sky spectrum: deliberately not in NEUTRINO_DATASETS (no likelihood term reads them)
+NEUTRINO_TEMPLATE_DATASETS = {
+    "IceCube-GP-2023-KRA5": "nu_IceCube2023_GalacticPlane_KRA5.csv",
+    "IceCube-GP-2023-KRA50": "nu_IceCube2023_GalacticPlane_KRA50.csv",
+}
 
 # Fermi-LAT IGRB (Ackermann et al. 2015) for foreground models A, B, C, as dN/dE
 GAMMA_DATASETS = {f"Fermi-IGRB-{m}": f"gamma_FermiLAT_IGRB2015_differential_model{m}.csv" for m in "ABC"}
@@ -195,6 +210,12 @@ def _load_diffuse(name, files, species):
 def load_neutrino_dataset(name: str = DEFAULT_NEUTRINO_DATASET) -> SpectralData:
     """One IceCube astrophysical spectrum, per flavour (upper limits flagged)."""
     return _load_diffuse(name, NEUTRINO_DATASETS, "neutrino per flavour")
+
+
+def load_neutrino_template(name: str) -> SpectralData:
+    """A Galactic-plane neutrino template's best-fit flux, per flavour: flux = sky-integrated / 4 pi sr,
+    extra holds flux_skyintegrated [GeV^-1 cm^-2 s^-1]; the errors are one normalisation's, correlated."""
+    return _load_diffuse(name, NEUTRINO_TEMPLATE_DATASETS, "neutrino template")
 
 
 def load_neutrino_event(name: str) -> SpectralData:

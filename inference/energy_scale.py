@@ -48,6 +48,8 @@ DATASET_EXPERIMENT = {
     "KASCADE2011": "KASCADE", "KASCADE2005-SIBYLL": "KASCADE",
     "KASCADE-Grande2013": "KASCADE-Grande", "KASCADE-Grande-QGSJETII-04": "KASCADE-Grande",
     "GRAPES-3-2024": "GRAPES-3", "LHAASO-2025-knee": "LHAASO", "LHAASO-2025-knee-EPOS-LHC": "LHAASO",
+    "LHAASO-2024-allparticle": "LHAASO", "LHAASO-2024-allparticle-EPOS-LHC": "LHAASO",
+    "LHAASO-2024-allparticle-SIBYLL-2.3d": "LHAASO",
 }
 PRIOR_SIGMAS = 4.0  # priors are normal, truncated this many sd out, where the data's energies must stay valid
 
