@@ -14,8 +14,11 @@ batch.evaluate_grouped, sharded over the local devices with jax.sharding. The fi
 in full when the sweep starts (every dataset allocated, NaN), so that a chunk only writes data
 into it, never structure: a kill at any moment leaves a readable file. Each chunk's rows are
 written and flushed before the chunk is marked done, so a killed sweep resumes (same command)
-to a file equal to an uninterrupted run's. Several processes
-(jax.distributed) take every n-th chunk into files of their own; `--merge` joins them.
+to a file equal to an uninterrupted run's. A sweep can also run in parts, each with a file
+of its own (Part): the processes of one jax.distributed program take every n-th chunk, and
+the slices of a job array each a contiguous run of the single run's chunks, with no
+coordinator. `--merge` joins either kind into the file one run writes, bit for bit, once
+their fingerprints (the configuration's sha256 and the plan's) agree.
 
 Per point the file holds the parameters, each data set's log-likelihood (with its nuisance
 parameters at their prior means) and predicted values, and the derived shares: the corona's
@@ -105,6 +108,15 @@ class Plan(NamedTuple):
     @property
     def n_solves(self) -> int:
         return sum(int(v.any(axis=1).sum()) for v in self.valid)
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of the points and their chunks, which depend on the devices and solves_per_chunk
+        as well as on the configuration: parts of one sweep must share it."""
+        h = hashlib.sha256(np.ascontiguousarray(self.params, np.float64).tobytes())
+        for idx, ok in zip(self.chunks, self.valid):
+            h.update(np.ascontiguousarray(idx, np.int64).tobytes() + np.ascontiguousarray(ok, np.uint8).tobytes())
+        return h.hexdigest()
 
 
 def plan_sweep(rows: np.ndarray, chunk_points: int, solves_per_chunk: int, n_devices: int = 1,
@@ -209,9 +221,85 @@ def _shard(plan_chunk_shape, n_devices):
     return PartitionSpec(), PartitionSpec(None, "points")
 
 
-def part_path(out: str, index: int, count: int) -> str:
-    root, ext = os.path.splitext(out)
-    return f"{root}.part-{index}-of-{count}{ext or '.h5'}"
+PART_FILES = {"process": "part", "slice": "slice"}  # kind of part -> infix of its file name
+PART_ATTRS = ("process_index", "process_count", "slice_index", "slice_count", "array_task_min", "array_task_step")
+SLURM_ARRAY = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT")
+
+
+class Part(NamedTuple):
+    """A share of a sweep's chunks, computed into a file of its own (OUT.part-K-of-N.h5 for a process,
+    OUT.slice-K-of-N.h5 for a slice). Process K of N (jax.distributed) takes every N-th chunk from
+    the K-th; slice K of N takes the K-th of N contiguous runs of chunks, so that its file holds
+    whole chunks of the single run. array: (SLURM_ARRAY_TASK_MIN, _STEP) of the job array that
+    set the slice, to name its task."""
+
+    kind: str  # "process" or "slice"
+    index: int
+    count: int
+    array: tuple = None
+
+    def path(self, out: str) -> str:
+        root, ext = os.path.splitext(out)
+        return f"{root}.{PART_FILES[self.kind]}-{self.index}-of-{self.count}{ext or '.h5'}"
+
+    def chunks(self, n_chunks: int) -> range:
+        if self.kind == "process":
+            return range(self.index, n_chunks, self.count)
+        if self.count > n_chunks:
+            raise ConfigError(f"{self.count} slices of a sweep of {n_chunks} chunks: a slice is at least one chunk "
+                              f"of the single run, so at most {n_chunks} slices (or more chunks: a smaller "
+                              "[sweep] chunk_points or solves_per_chunk)")
+        return range(self.index * n_chunks // self.count, (self.index + 1) * n_chunks // self.count)
+
+    def __str__(self):
+        task = f" (job-array task {self.array[0] + self.index * self.array[1]})" if self.array else ""
+        return f"{self.kind} {self.index} of {self.count}{task}"
+
+    def attrs(self) -> dict:
+        out = {f"{self.kind}_index": self.index, f"{self.kind}_count": self.count}
+        if self.array:
+            out.update(array_task_min=self.array[0], array_task_step=self.array[1])
+        return out
+
+
+def _integer_variable(environ, name, default=None) -> int:
+    text = environ.get(name, default)
+    if text is None:
+        raise ConfigError(f"SLURM_ARRAY_TASK_ID is set but {name} is not; give the slice as --slice K --slices N")
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+
+
+def job_slice(index, count, environ) -> Part:
+    """This run's slice: from --slice and --slices (index, count) where given, else from the SLURM job
+    array's variables in environ; None for the whole sweep (no slicing, or a single slice)."""
+    if index is not None or count is not None:
+        if count is None:
+            raise ConfigError("--slice K needs --slices N, the number of slices")
+        if count < 1:
+            raise ConfigError(f"--slices must be at least 1, got {count}")
+        if index is None and count > 1:
+            raise ConfigError(f"--slices {count} needs --slice K, this run's slice in [0, {count})")
+        index = index or 0
+        if not 0 <= index < count:
+            raise ConfigError(f"--slice must lie in [0, {count}) for --slices {count}, got {index}")
+        return Part("slice", index, count) if count > 1 else None
+    if "SLURM_ARRAY_TASK_ID" not in environ:
+        return None
+    task, low, step, count = (_integer_variable(environ, n, "1" if n.endswith("STEP") else None) for n in SLURM_ARRAY)
+    high = _integer_variable(environ, "SLURM_ARRAY_TASK_MAX", str(low + (count - 1) * step))
+    if step < 1 or count < 1 or high != low + (count - 1) * step:
+        raise ConfigError(f"the SLURM variables do not describe a job array A-B:S (SLURM_ARRAY_TASK_MIN={low}, "
+                          f"_MAX={high}, _STEP={step}, _COUNT={count}); submit --array=A-B or A-B:S, or give "
+                          "--slice K --slices N")
+    index, offset = divmod(task - low, step)
+    if offset or not 0 <= index < count:
+        array = f"{low}-{high}" + (f":{step}" if step > 1 else "")
+        raise ConfigError(f"SLURM_ARRAY_TASK_ID={task} is outside the job array {array} "
+                          f"(SLURM_ARRAY_TASK_MIN={low}, _STEP={step}, _COUNT={count})")
+    return Part("slice", index, count, (low, step)) if count > 1 else None
 
 
 def _datasets(problem: Problem, shares: Shares):
@@ -230,15 +318,15 @@ def _datasets(problem: Problem, shares: Shares):
     return out
 
 
-def _create(f, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, process=(0, 1)):
+def _create(f, cfg: SweepConfig, problem: Problem, shares: Shares, plan: Plan, part: Part = None):
     """Fill a new sweep file: every dataset allocated (NaN, so that later writes need no new space
     on the disk) and no chunk done."""
     N = plan.params.shape[0]
-    f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, design=cfg.design.kind, n_points=N,
-                   n_chunks=len(plan.chunks), swept=",".join(cfg.design.names), preset=cfg.run.preset,
+    f.attrs.update(config=cfg.text, config_sha256=cfg.sha256, plan_sha256=plan.sha256, design=cfg.design.kind,
+                   n_points=N, n_chunks=len(plan.chunks), swept=",".join(cfg.design.names), preset=cfg.run.preset,
                    **{f"model_{k}": v for k, v in problem.model.config.describe().items()})
-    if process[1] > 1:
-        f.attrs.update(process_index=process[0], process_count=process[1])
+    if part:
+        f.attrs.update(part.attrs())
     for i, name in enumerate(CoronaParams._fields):
         f.create_dataset(f"parameters/{name}", data=plan.params[:, i]).attrs["range"] = PARAMETER_RANGES[name]
     for t in problem.terms:
@@ -296,22 +384,26 @@ def prepare(cfg: SweepConfig, n_devices: int = None) -> Sweep:
     return Sweep(cfg, setup.problem, Shares.build(cfg.run), plan)
 
 
-def run_sweep(sweep: Sweep, out: str, progress: bool = True, process=(0, 1)) -> str:
-    """Evaluate every chunk of this process (chunk c belongs to process c mod count) into out (or its
-    part file when there are several processes), resuming a file made with the same configuration."""
+def run_sweep(sweep: Sweep, out: str, progress: bool = True, part: Part = None) -> str:
+    """Evaluate every chunk of the sweep, or of one part of it, into out (or the part's file),
+    resuming a file made with the same configuration and plan."""
     from tqdm.auto import tqdm
 
-    index, count = process
-    path = output.check_writable(part_path(out, index, count) if count > 1 else out)
+    plan = sweep.plan
+    mine = part.chunks(len(plan.chunks)) if part else range(len(plan.chunks))
+    path = output.check_writable(part.path(out) if part else out)
     with output.run_lock(path):  # one run at a time on this file
         if not os.path.exists(path):
             with output.new_hdf5(path) as f:
-                _create(f, sweep.cfg, sweep.problem, sweep.shares, sweep.plan, process)
-        plan, devices = sweep.plan, jax.local_devices()
+                _create(f, sweep.cfg, sweep.problem, sweep.shares, plan, part)
+        devices = jax.local_devices()
         mesh = Mesh(np.array(devices), ("points",))
         solve_spec, point_spec = _shard(plan.chunks[0].shape, len(devices))
-        mine = [c for c in range(len(plan.chunks)) if c % count == index]
         with contextlib.closing(open_for_resume(path, sweep.cfg.sha256)) as f:
+            if f.attrs.get("plan_sha256") != plan.sha256:
+                raise ConfigError(f"{path} was planned in other chunks (by another number of devices, another "
+                                  "default solves_per_chunk or an older corona_jax); resume it where it started, or set [sweep] "
+                                  "solves_per_chunk and choose another --out")
             done = f["chunk_done"][()].astype(bool)
             todo = [c for c in mine if not done[c]]
             total = sum(int(plan.valid[c].sum()) for c in mine)
@@ -337,28 +429,66 @@ def run_sweep(sweep: Sweep, out: str, progress: bool = True, process=(0, 1)) -> 
     return path
 
 
+def _part_of(path, f) -> Part:
+    """The Part that wrote the sweep file f (at path), from its attributes."""
+    for kind in PART_FILES:
+        if f"{kind}_count" in f.attrs and "plan_sha256" in f.attrs:
+            array = None
+            if "array_task_min" in f.attrs:
+                array = (int(f.attrs["array_task_min"]), int(f.attrs["array_task_step"]))
+            return Part(kind, int(f.attrs[f"{kind}_index"]), int(f.attrs[f"{kind}_count"]), array)
+    raise ConfigError(f"{path} is not a part of a sweep made by this version; move it away")
+
+
 def merge_parts(out: str) -> str:
-    """Join the part files of a multi-process sweep into out (atomically); they must all be complete."""
-    parts = sorted(glob.glob(part_path(out, 0, 0).replace(".part-0-of-0", ".part-*-of-*")))
-    if not parts:
-        raise ConfigError(f"no part files {part_path(out, 0, 2).replace('-0-of-2', '-K-of-N')} to merge")
+    """Join the part files of a multi-process sweep, or the slice files of a job array, into out
+    (atomically): the file one run writes. They must share one configuration and plan, and be complete."""
+    root, ext = os.path.splitext(out)
+    found = {kind: sorted(glob.glob(f"{glob.escape(root)}.{infix}-*-of-*{ext or '.h5'}"))
+             for kind, infix in PART_FILES.items()}
+    if not any(found.values()):
+        raise ConfigError(f"no part files {Part('process', 'K', 'N').path(out)} or slice files "
+                          f"{Part('slice', 'K', 'N').path(out)} to merge")
+    if all(found.values()):
+        raise ConfigError(f"both part files and slice files of {out} exist; move away those that are not of this sweep")
+    paths = found["process"] or found["slice"]
     files = []
     try:
-        for p in parts:
+        for p in paths:
             try:
                 files.append(h5py.File(p, "r"))
             except OSError:
-                raise OutputError(f"cannot read the part file {p}; run its process again") from None
-        count = int(files[0].attrs["process_count"])
-        if len(files) != count or {int(f.attrs["process_count"]) for f in files} != {count} \
-                or len({f.attrs["config_sha256"] for f in files}) != 1:
-            raise ConfigError(f"the part files of {out} do not form one sweep of {count} processes: {', '.join(parts)}")
+                raise OutputError(f"cannot read {p}; run its part again") from None
+        parts = [_part_of(p, f) for p, f in zip(paths, files)]
+        kind, count = parts[0].kind, parts[0].count
+        plural = "part files" if kind == "process" else "slice files"
+        if {(q.kind, q.count) for q in parts} != {(kind, count)}:
+            raise ConfigError(f"the {plural} of {out} come from sweeps cut into different numbers of parts "
+                              f"({', '.join(map(str, sorted({q.count for q in parts})))}); move away the stale ones")
+        for key, what in (("config_sha256", "configurations"),
+                          ("plan_sha256", "plans of chunks (other devices or solves_per_chunk)")):
+            values = [f.attrs[key] for f in files]
+            if len(set(values)) > 1:
+                other = next(i for i, v in enumerate(values) if v != values[0])
+                raise ConfigError(f"the {plural} of {out} come from different {what}: {paths[0]} has {key} "
+                                  f"{values[0][:12]}..., {paths[other]} has {values[other][:12]}...; run every part "
+                                  "with one configuration, on the same kind of node, then merge")
+        missing = sorted(set(range(count)) - {q.index for q in parts})
+        if missing:
+            absent = [parts[0]._replace(index=k) for k in missing]
+            raise ConfigError(f"{out} cannot be merged yet: "
+                              + "; ".join(f"{q} is missing (no {q.path(out)})" for q in absent)
+                              + "; run " + ("it" if len(absent) == 1 else "them") + ", then merge again")
         done = np.stack([f["chunk_done"][()] for f in files]).astype(bool)
-        if not done.any(axis=0).all():
-            raise ConfigError(f"the sweep of {out} is not finished: chunks {np.flatnonzero(~done.any(axis=0))[:10]} missing")
+        n_chunks = done.shape[1]
+        for q in parts:
+            todo = [c for c in q.chunks(n_chunks) if not done[:, c].any()]
+            if todo:
+                raise ConfigError(f"{q} is not finished ({len(todo)} of its {len(q.chunks(n_chunks))} chunks to do in "
+                                  f"{q.path(out)}); run it again, then merge")
         owner = done.argmax(axis=0)[files[0]["chunk_of_point"][()]]  # file holding each point's row
         with output.new_hdf5(out) as g:
-            g.attrs.update({k: v for k, v in files[0].attrs.items() if k not in ("process_index", "process_count")})
+            g.attrs.update({k: v for k, v in files[0].attrs.items() if k not in PART_ATTRS})
 
             def copy(name, obj):
                 if isinstance(obj, h5py.Dataset):

@@ -1,5 +1,6 @@
 """corona-jax sweep: designs, the plan's shared solves, records equal to the single-point model,
-sharding over 4 host devices, resuming after SIGINT and SIGKILL, two jax.distributed processes."""
+sharding over 4 host devices, resuming after SIGINT and SIGKILL, two jax.distributed processes,
+job-array slices (SLURM's numbering) merged into the single run's file, and their bad input."""
 
 import os
 import shutil
@@ -280,3 +281,159 @@ def test_a_second_sweep_on_the_same_output_is_refused_while_the_first_runs(tmp_p
     _run(tmp_path, "--config", config, "--out", "cut.h5")
     assert not (tmp_path / "cut.h5.lock").exists()
     assert_same_h5(whole, tmp_path / "cut.h5", complete=True)
+
+
+def _array_env(task, first, count, step=1):
+    """The variables SLURM sets in task `task` of `--array=first-last:step`."""
+    return {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": str(first), "SLURM_ARRAY_TASK_STEP": str(step),
+            "SLURM_ARRAY_TASK_COUNT": str(count), "SLURM_ARRAY_TASK_MAX": str(first + (count - 1) * step)}
+
+
+def _assert_bitwise(a_path, b_path):
+    """Every dataset and attribute of the two files equal bit for bit, with the same dtypes and shapes."""
+    def same(x, y, name):
+        x, y = np.asarray(x), np.asarray(y)
+        assert (x.dtype, x.shape) == (y.dtype, y.shape), name
+        assert x.tobytes() == y.tobytes(), name
+
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        names_a, names_b = [], []
+        a.visit(names_a.append)
+        b.visit(names_b.append)
+        assert sorted(names_a) == sorted(names_b)
+        for name in ["/", *names_a]:
+            assert sorted(a[name].attrs) == sorted(b[name].attrs), name
+            for k in a[name].attrs:
+                same(a[name].attrs[k], b[name].attrs[k], f"{name} {k}")
+            if isinstance(a[name], h5py.Dataset):
+                same(a[name][()], b[name][()], name)
+
+
+@pytest.fixture(scope="module")
+def grid_single(tmp_path_factory):
+    """GRID prepared in this process (6 chunks of one solve each) and its single run."""
+    sw = sweep.prepare(sweep.parse_sweep_config(GRID))
+    path = sweep.run_sweep(sw, str(tmp_path_factory.mktemp("single") / "grid.h5"), progress=False)
+    return sw, path
+
+
+def _run_slices(sw, out, tasks, first, step=1):
+    """The job array's tasks, each as SLURM would start it; the slices' chunk ranges."""
+    ranges = []
+    for task in tasks:
+        part = sweep.job_slice(None, None, _array_env(task, first, len(tasks), step))
+        ranges.append(list(part.chunks(len(sw.plan.chunks))))
+        assert sweep.run_sweep(sw, out, progress=False, part=part) == part.path(out)
+    return ranges
+
+
+@pytest.mark.parametrize("tasks, first, step", [((1, 2, 3), 1, 1), ((0, 1, 2), 0, 1), ((4, 7, 10), 4, 3)],
+                         ids=["array=1-3", "array=0-2", "array=4-10:3"])
+def test_job_array_slices_merge_to_the_single_run(tmp_path, grid_single, tasks, first, step):
+    """Three slices of the single run's chunks, numbered as the job array numbers its tasks, merge
+    into the single run's file, bit for bit."""
+    sw, single = grid_single
+    out = str(tmp_path / "grid.h5")
+    ranges = _run_slices(sw, out, tasks, first, step)
+    assert ranges == [[0, 1], [2, 3], [4, 5]]
+    for k, chunks in enumerate(ranges):
+        with h5py.File(tmp_path / f"grid.slice-{k}-of-3.h5", "r") as f:
+            assert np.flatnonzero(f["chunk_done"][()]).tolist() == chunks
+            written = ~np.isnan(f["log_likelihood/AMS02"][()])
+            assert written.tolist() == np.isin(f["chunk_of_point"][()], chunks).tolist()  # whole chunks, nothing else
+            assert f.attrs["array_task_min"] == first and f.attrs["array_task_step"] == step
+    assert sweep.merge_parts(out) == out
+    _assert_bitwise(single, out)
+
+
+def test_an_interrupted_slice_resumes_to_the_uninterrupted_slice(tmp_path, grid_single, monkeypatch):
+    sw, _ = grid_single
+    part = sweep.Part("slice", 0, 2)
+    whole = sweep.run_sweep(sw, str(tmp_path / "whole.h5"), progress=False, part=part)
+    calls = []
+
+    def interrupt_at_the_second_chunk():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep.interrupt, "check", interrupt_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(sw, str(tmp_path / "cut.h5"), progress=False, part=part)
+    cut = part.path(str(tmp_path / "cut.h5"))
+    with h5py.File(cut, "r") as f:
+        assert f["chunk_done"][()].tolist() == [1, 0, 0, 0, 0, 0]
+    monkeypatch.undo()
+    sweep.run_sweep(sw, str(tmp_path / "cut.h5"), progress=False, part=part)
+    _assert_bitwise(whole, cut)
+
+
+@pytest.mark.parametrize("env, args, message", [
+    (_array_env(4, 1, 3), (), "SLURM_ARRAY_TASK_ID=4 is outside the job array 1-3 "),
+    (_array_env(0, 1, 3), (), "SLURM_ARRAY_TASK_ID=0 is outside the job array 1-3 "),
+    (_array_env(5, 4, 3, 3), (), "SLURM_ARRAY_TASK_ID=5 is outside the job array 4-10:3 "),
+    ({**_array_env(1, 1, 3), "SLURM_ARRAY_TASK_MAX": "5"}, (), "do not describe a job array"),
+    ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "0"}, (), "SLURM_ARRAY_TASK_COUNT is not"),
+    ({}, ("--slice", "3", "--slices", "3"), "--slice must lie in [0, 3)"),
+    ({}, ("--slice", "1"), "--slice K needs --slices N"),
+    ({}, ("--slice", "0", "--slices", "2", "--coordinator", "localhost:1234"), "exclude each other"),
+    (_array_env(0, 0, 4), ("--process-id", "0"), "a SLURM job array (SLURM_ARRAY_TASK_ID) and jax.distributed"),
+    ({**_array_env(0, 0, 4), "SLURM_NTASKS": "2"}, (), "SLURM_NTASKS=2"),
+])
+def test_bad_slice_is_one_line_before_any_work(tmp_path, env, args, message):
+    config = _write(tmp_path, GRID)
+    p = _cli(tmp_path, "--config", config, "--out", "grid.h5", *args, env=env)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()] and message in err
+    assert sorted(os.listdir(tmp_path)) == ["sweep.toml"] and out == ""
+
+
+def test_more_slices_than_chunks_is_one_line(tmp_path):
+    config = _write(tmp_path, GRID)
+    p = _cli(tmp_path, "--config", config, "--out", "grid.h5", env=_array_env(6, 0, 7))
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()] and "7 slices of a sweep of 6 chunks" in err and "at most 6" in err
+    assert sorted(os.listdir(tmp_path)) == ["sweep.toml"]
+
+
+def test_a_merge_of_mismatched_or_missing_slices_is_one_line_and_loses_nothing(tmp_path, grid_single):
+    sw, _ = grid_single
+    out = str(tmp_path / "grid.h5")
+    _run_slices(sw, out, (1, 2, 3), 1)
+    (tmp_path / "grid.h5").write_bytes(b"an earlier result")
+
+    def merge(message):
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        p = _cli(tmp_path, "--out", "grid.h5", "--merge")
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 2, err
+        assert err.strip().splitlines() == [err.strip()] and message in err, err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    middle = tmp_path / "grid.slice-1-of-3.h5"
+    middle.rename(tmp_path / "aside.h5")
+    merge(f"slice 1 of 3 (job-array task 2) is missing (no {middle})")
+    other = sweep.prepare(sweep.parse_sweep_config(GRID.replace("alpha = [2.0, 2.8, 5]", "alpha = [2.0, 2.7, 5]")))
+    sweep.run_sweep(other, out, progress=False, part=sweep.Part("slice", 1, 3, (1, 1)))
+    merge(f"the slice files of {out} come from different configurations")
+    (tmp_path / "aside.h5").rename(middle)
+    with h5py.File(middle, "r+") as f:
+        f["chunk_done"][3] = 0
+    merge("slice 1 of 3 (job-array task 2) is not finished (1 of its 2 chunks to do")
+    sweep.run_sweep(sw, out, progress=False, part=sweep.Part("slice", 3, 4))
+    merge("cut into different numbers of parts (3, 4)")
+
+
+@pytest.mark.slow
+def test_job_array_through_the_command_equals_one_run(tmp_path, references):
+    """The three tasks of `--array=1-3` through the command, side by side, and `--merge`: the single run's file."""
+    config, one = references["grid"]
+    procs = [_cli(tmp_path, "--config", config, "--out", "grid.h5", env=_array_env(task, 1, 3)) for task in (1, 2, 3)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert "join the parts: corona-jax sweep --out grid.h5 --merge" in out
+    _run(tmp_path, "--out", "grid.h5", "--merge")
+    _assert_bitwise(one, tmp_path / "grid.h5")
