@@ -276,22 +276,37 @@ def cmd_sweep(args):
         print(f"wrote {sweep.merge_parts(out)}")
         return 0
     if not args.config:
-        raise ConfigError("sweep needs --config (or --merge to join the parts of a multi-process sweep)")
+        raise ConfigError("sweep needs --config (or --merge to join the parts of a multi-process or job-array sweep)")
+    part = sweep.job_slice(args.slice, args.slices, os.environ)
+    if part:  # a slice runs alone: nothing may ask for jax.distributed
+        options = {"--coordinator": args.coordinator, "--num-processes": args.num_processes, "--process-id": args.process_id}
+        coordinated = [name for name, value in options.items() if value is not None]
+        coordinated += [k for k in ("CORONA_JAX_COORDINATOR", "CORONA_JAX_NUM_PROCESSES", "CORONA_JAX_PROCESS_ID")
+                        if os.environ.get(k)]
+        if os.environ.get("SLURM_NTASKS", "1") != "1":
+            coordinated.append(f"SLURM_NTASKS={os.environ['SLURM_NTASKS']}")
+        if coordinated:
+            given = "--slice/--slices" if args.slices else "a SLURM job array (SLURM_ARRAY_TASK_ID)"
+            raise ConfigError(f"{given} and jax.distributed ({', '.join(coordinated)}) exclude each other: run "
+                              "independent slices with one task each, or one distributed program (--slices 1)")
     cfg = sweep.load_sweep_config(args.config)
-    process = _distributed(args)
+    if not part:
+        index, count = _distributed(args)
+        part = sweep.Part("process", index, count) if count > 1 else None
     plan = sweep.prepare(cfg)
-    n_points = plan.plan.params.shape[0]
+    n_points, n_chunks = plan.plan.params.shape[0], len(plan.plan.chunks)
+    mine = part.chunks(n_chunks) if part else None
     import jax
 
     print(f"sweep: {n_points} models ({cfg.design.kind} over {', '.join(cfg.design.names)}), "
-          f"{plan.plan.n_solves} transport solves in {len(plan.plan.chunks)} chunks of "
+          f"{plan.plan.n_solves} transport solves in {n_chunks} chunks of "
           f"{'x'.join(map(str, plan.plan.chunks[0].shape))} (solves x models), on {len(jax.local_devices())} "
           f"{jax.local_devices()[0].platform} device(s)"
-          + (f"; process {process[0]} of {process[1]}" if process[1] > 1 else ""))
-    path = sweep.run_sweep(plan, out, progress=not args.no_progress, process=process)
+          + (f"; {part}: {len(mine)} chunks" if part else ""))
+    path = sweep.run_sweep(plan, out, progress=not args.no_progress, part=part)
     print(f"wrote {path}")
-    if process[1] > 1:
-        print(f"when every process has finished, join the parts: corona-jax sweep --out {args.out} --merge")
+    if part:
+        print(f"when every {part.kind} has finished, join the parts: corona-jax sweep --out {args.out} --merge")
     return 0
 
 
@@ -551,7 +566,14 @@ def build_parser():
     p.add_argument("--config", help="TOML sweep configuration (see configs/sweep-quick.toml)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--merge", action="store_true", help="join the part files of a multi-process sweep into OUT")
+    p.add_argument("--merge", action="store_true",
+                   help="join the part files of a multi-process sweep, or the slice files of a job array, into OUT")
+    p.add_argument("--slice", type=int, metavar="K",
+                   help="compute slice K (from 0) of --slices into OUT.slice-K-of-N.h5, with no coordinator; "
+                        "by default a SLURM job array's task (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT) picks it")
+    p.add_argument("--slices", type=int, metavar="N",
+                   help="number of slices: contiguous runs of the sweep's chunks (--slices 1: the whole sweep, "
+                        "whatever the job array)")
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (jax.distributed); or CORONA_JAX_COORDINATOR")
     p.add_argument("--num-processes", type=int, help="number of processes; or CORONA_JAX_NUM_PROCESSES")
     p.add_argument("--process-id", type=int, help="this process's index; or CORONA_JAX_PROCESS_ID")
@@ -591,6 +613,10 @@ def build_parser():
                                                 "<out>_sensitivity.csv beside it")
     p.add_argument("--plot", metavar="DIR", help="write the forecast errors and sensitivities as a plot into DIR")
     p.set_defaults(func=cmd_forecast)
+
+    from .gadf import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 

@@ -231,9 +231,9 @@ def experiment_sensitivity(term, corona, exposure_ratio, e: Experiment, log10_LC
     E_GeV, corona = np.asarray(term.E_GeV, float), np.asarray(corona, float)
     sigma = np.asarray(measured(term).err_lo, float)
     E_ref = e.reference_energy_GeV or float(np.exp(np.mean(np.log(E_GeV))))
-    measured_points = ~np.asarray(term.is_upper_limit, bool)
-    background = sensitivity.fit_background(E_GeV[measured_points], np.asarray(term.value)[measured_points] - corona[measured_points],
-                                            sigma[measured_points], E_ref, curvature=e.background == "log_parabola")
+    m = ~np.asarray(term.is_upper_limit, bool)  # today's measured points
+    background = sensitivity.fit_background(E_GeV[m], np.asarray(term.value)[m] - corona[m], sigma[m], E_ref,
+                                            curvature=e.background == "log_parabola")
     result = sensitivity.sensitivity(sensitivity.Asimov(E_GeV, sigma / np.sqrt(exposure_ratio), corona, background))
     corona_ref = float(np.exp(np.interp(np.log(E_ref), np.log(E_GeV), np.log(np.maximum(corona, 1e-300)))))
     return ExperimentSensitivity(e.dataset, exposure_ratio, e.background, E_ref, corona_ref,
