@@ -30,7 +30,7 @@ from .output import atomic_write, check_writable
 
 INTENSITY_UNIT = "GeV-1 cm-2 s-1 sr-1"
 BAND_UNIT = "cm-2 s-1 sr-1"
-PREDICTIVE_PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)  # as inference.plots.predictive_plot's bands
+PREDICTIVE_PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)  # 95 / 68 % bands and median (also inference.plots')
 EDGE_CENTRE_RTOL = 1e-6  # e_ref within this of sqrt(e_min e_max): gammapy's energy_ref is e_ref
 BAND_SUFFIX = "-bands"  # the IGRB's band intensities: Fermi-IGRB-A-bands, ...
 BAND_TERMS = {*(f"Fermi-IGRB-{m}" for m in observations.FOREGROUND_MODELS), "Fermi-IGRB-interpolated"}

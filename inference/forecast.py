@@ -128,10 +128,16 @@ def _predict(problem: Problem, values: dict):
     return pred, params
 
 
-def asimov_setup(setup: Setup, fiducial: dict, terms=None, error_scale=1.0) -> Setup:
-    """setup with `terms` (default: its own) replaced by their Asimov versions at the fiducial."""
+def fiducial_prediction(problem: Problem, fiducial: dict):
+    """(forward prediction, CoronaParams) at the fiducial point."""
+    return jax.jit(_predict)(problem, {k: jnp.asarray(v) for k, v in fiducial.items()})
+
+
+def asimov_setup(setup: Setup, fiducial: dict, terms=None, error_scale=1.0, prediction=None) -> Setup:
+    """setup with `terms` (default: its own) replaced by their Asimov versions at the fiducial
+    (prediction: the forward prediction there, if already computed)."""
     terms = setup.terms if terms is None else terms
-    pred, _ = jax.jit(_predict)(setup.problem, {k: jnp.asarray(v) for k, v in fiducial.items()})
+    pred = prediction if prediction is not None else fiducial_prediction(setup.problem, fiducial)[0]
     new = tuple(asimov(t, t.predict(pred, setup.model), error_scale) for t in terms)
     return setup._replace(problem=setup.problem._replace(terms=new))
 
@@ -249,14 +255,14 @@ def run_forecast(cfg: ForecastConfig, progress=print) -> Forecast:
         raise ConfigError(f"forecast reports the spread of {SHARE}: [data] needs an IceCube data set")
     x = jnp.asarray([cfg.fiducial[n] for n in names])
     share, gradient = (np.asarray(v) for v in _derived_gradient(tuple(names), x, today.problem))
-    pred, params = jax.jit(_predict)(today.problem, {k: jnp.asarray(v) for k, v in cfg.fiducial.items()})
+    pred, params = fiducial_prediction(today.problem, cfg.fiducial)
     log10_LCR = float(params.log10_LCR_erg_s)
     fishers = {"today": fisher_matrix(today, cfg.fiducial)}
     sensitivities = {}
     for e in cfg.experiments:
         progress(f"  {e.name}: {e.dataset} with errors / sqrt({e.exposure_ratio:g})")
         terms = experiment_terms(cfg, e, today.model)
-        future = asimov_setup(today, cfg.fiducial, terms, 1.0 / np.sqrt(e.exposure_ratio))
+        future = asimov_setup(today, cfg.fiducial, terms, 1.0 / np.sqrt(e.exposure_ratio), pred)
         fishers[f"today + {e.name}"] = fishers["today"] + fisher_matrix(future, cfg.fiducial)
         term, = terms
         corona = np.asarray(term.predict(pred, today.model))

@@ -6,6 +6,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 from scipy.ndimage import gaussian_filter
 
+from corona_jax.gadf import PREDICTIVE_PERCENTILES
 from corona_jax.plots import save_figure
 
 from .model import paper_scenarios
@@ -257,7 +258,7 @@ def _residual_panel(ax, draws, term, check):
 
 def _predictive_panel(ax, draws, term):
     """One data set: the model's 68 / 95 % bands and median at the data's energies, and the data."""
-    lo95, lo68, mid, hi68, hi95 = np.percentile(draws, [2.5, 16, 50, 84, 97.5], axis=0)
+    lo95, lo68, mid, hi68, hi95 = np.percentile(draws, PREDICTIVE_PERCENTILES, axis=0)
     x = term.E_GeV
     scale = x**term.energy_power
     if x.size == 1:  # one point (one event): the bands as bars beside it

@@ -66,6 +66,30 @@ class BackgroundShape(NamedTuple):
         return np.concatenate([a, [0.0]]) if len(a) == 2 else np.asarray(a)
 
 
+def _log_linear_start(X, target, sigma):
+    """Coefficients of exp(X a) ~ target from a weighted linear fit of ln(target) (positive rows)."""
+    positive = target > 0
+    w = target[positive] / sigma[positive]
+    return np.linalg.lstsq(X[positive] * w[:, None], np.log(target[positive]) * w, rcond=None)[0]
+
+
+def _fit_exp_linear(X, target, sigma, starts, curvature=None):
+    """min over a of sum ((target - exp(X a)) / sigma)^2 (+ ((a[2] - c) / s)^2 for curvature = (c, s)),
+    by scipy's Levenberg-Marquardt from each start: (best result, its Jacobian at the optimum)."""
+    def residuals(a):
+        r = (target - np.exp(X @ a)) / sigma
+        return np.append(r, (a[2] - curvature[0]) / curvature[1]) if curvature else r
+
+    def jacobian(a):
+        J = -(np.exp(X @ a) / sigma)[:, None] * X
+        return np.vstack([J, [0.0, 0.0, 1.0 / curvature[1]]]) if curvature else J
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        best = min((optimize.least_squares(residuals, a, jac=jacobian, method="lm", xtol=1e-15, ftol=1e-15,
+                                           gtol=1e-15) for a in starts), key=lambda r: r.cost)
+    return best, jacobian(best.x)
+
+
 def fit_background(E_GeV, value, sigma, E_ref_GeV, curvature=True) -> BackgroundShape:
     """The log-parabola (or power law) that best fits measured points (value +- sigma), with the
     curvature's 1-sigma error as the shape nuisance's constraint."""
@@ -76,15 +100,9 @@ def fit_background(E_GeV, value, sigma, E_ref_GeV, curvature=True) -> Background
     E_GeV, value, sigma = E_GeV[keep], value[keep], sigma[keep]
     columns = 3 if curvature else 2
     X = BackgroundShape(E_ref_GeV, np.zeros(3), 0.0).design(E_GeV)[:, :columns]
-    start = np.linalg.lstsq(X * (value / sigma)[:, None], np.log(value) * value / sigma, rcond=None)[0]
-    residuals = lambda a: (value - np.exp(X @ a)) / sigma  # noqa: E731
-    jacobian = lambda a: -(np.exp(X @ a) / sigma)[:, None] * X  # noqa: E731
-    result = optimize.least_squares(residuals, start, jac=jacobian, method="lm", xtol=1e-14, ftol=1e-14)
+    result, J = _fit_exp_linear(X, value, sigma, [_log_linear_start(X, value, sigma)])
     a = np.concatenate([result.x, np.zeros(3 - columns)])
-    if not curvature:
-        return BackgroundShape(E_ref_GeV, a, 0.0)
-    J = jacobian(result.x)
-    sigma_a2 = float(np.sqrt(np.linalg.inv(J.T @ J)[2, 2]))
+    sigma_a2 = float(np.sqrt(np.linalg.inv(J.T @ J)[2, 2])) if curvature else 0.0
     return BackgroundShape(E_ref_GeV, a, sigma_a2)
 
 
@@ -104,28 +122,12 @@ class Asimov(NamedTuple):
         """min over the background's coefficients of chi2(mu, a) on the data d (module docstring)."""
         bg = self.background
         X = bg.design(self.E_GeV)[:, :bg.free]
-        a2_hat = bg.coefficients[2]
-
-        def residuals(a):
-            r = (d - mu * self.signal - np.exp(X @ a)) / self.sigma
-            return np.append(r, (a[2] - a2_hat) / bg.curvature_sigma) if bg.free == 3 else r
-
-        def jacobian(a):
-            J = -(np.exp(X @ a) / self.sigma)[:, None] * X
-            if bg.free == 3:
-                J = np.vstack([J, [0.0, 0.0, 1.0 / bg.curvature_sigma]])
-            return J
-
-        starts = [bg.coefficients[:bg.free]]
         rest = d - mu * self.signal
-        positive = rest > 0
-        if positive.sum() > bg.free:  # and the log-linear fit of what the signal leaves
-            w = rest[positive] / self.sigma[positive]
-            starts.append(np.linalg.lstsq(X[positive] * w[:, None], np.log(rest[positive]) * w, rcond=None)[0])
-        with np.errstate(over="ignore", invalid="ignore"):
-            costs = [optimize.least_squares(residuals, a, jac=jacobian, method="lm", xtol=1e-15, ftol=1e-15,
-                                            gtol=1e-15).cost for a in starts]
-        return float(2.0 * min(costs))
+        starts = [bg.coefficients[:bg.free]]
+        if np.sum(rest > 0) > bg.free:  # and the log-linear fit of what the signal leaves
+            starts.append(_log_linear_start(X, rest, self.sigma))
+        curvature = (bg.coefficients[2], bg.curvature_sigma) if bg.free == 3 else None
+        return float(2.0 * _fit_exp_linear(X, rest, self.sigma, starts, curvature)[0].cost)
 
     def q0(self, mu):
         """Discovery statistic of the Asimov data with signal mu."""

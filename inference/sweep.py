@@ -30,6 +30,7 @@ import dataclasses
 import glob
 import hashlib
 import os
+import warnings
 from typing import NamedTuple
 
 import h5py
@@ -384,9 +385,21 @@ def prepare(cfg: SweepConfig, n_devices: int = None) -> Sweep:
     return Sweep(cfg, setup.problem, Shares.build(cfg.run), plan)
 
 
-def run_sweep(sweep: Sweep, out: str, progress: bool = True, part: Part = None) -> str:
+def part_path(out: str, index: int, count: int) -> str:
+    """Deprecated since 0.2.2, removed in 0.3: Part("process", index, count).path(out)."""
+    warnings.warn("sweep.part_path is deprecated: use sweep.Part('process', index, count).path(out)",
+                  DeprecationWarning, stacklevel=2)
+    return Part("process", index, count).path(out)
+
+
+def run_sweep(sweep: Sweep, out: str, progress: bool = True, part: Part = None, process=None) -> str:
     """Evaluate every chunk of the sweep, or of one part of it, into out (or the part's file),
-    resuming a file made with the same configuration and plan."""
+    resuming a file made with the same configuration and plan. process=(index, count): deprecated
+    since 0.2.2, part=Part("process", index, count)."""
+    if process is not None:
+        warnings.warn("run_sweep(process=(index, count)) is deprecated: use part=sweep.Part('process', index, count)",
+                      DeprecationWarning, stacklevel=2)
+        part = Part("process", *process) if process[1] > 1 else None
     from tqdm.auto import tqdm
 
     plan = sweep.plan

@@ -419,6 +419,12 @@ class NeutrinoEvent(LikelihoodTerm):
 
     energy_power: ClassVar[int] = 2
 
+    @property
+    def log_E_weights(self):
+        """Removed in 0.2.2 (the weights now carry the exposure): flux_weights."""
+        raise AttributeError("NeutrinoEvent.log_E_weights was removed in 0.2.2: the term now counts events with the "
+                             "exposure; use NeutrinoEvent.flux_weights (terms.event_flux_weights)")
+
     def predict(self, prediction, model, nuisances=None):
         mean = prediction.milky_way.sky_mean_nu_all_flavour + prediction.extragalactic.nu_all_flavour
         E = jnp.exp(self.log_E_nodes)

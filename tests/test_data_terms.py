@@ -182,3 +182,9 @@ def test_a_sweep_with_the_interpolated_foreground_takes_its_shares_against_model
     interpolated = sweep.Shares.build(config.parse_config(text % "interpolated"))
     model_a = sweep.Shares.build(config.parse_config(text % "A"))
     np.testing.assert_array_equal(np.asarray(interpolated.igrb.share_reference()), np.asarray(model_a.igrb.share_reference()))
+
+
+def test_the_removed_weights_name_says_what_replaces_it():
+    event = terms.neutrino_event_terms(KM3, "bound", False, None)[0]
+    with pytest.raises(AttributeError, match="flux_weights"):
+        event.log_E_weights

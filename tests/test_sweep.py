@@ -437,3 +437,8 @@ def test_job_array_through_the_command_equals_one_run(tmp_path, references):
         assert "join the parts: corona-jax sweep --out grid.h5 --merge" in out
     _run(tmp_path, "--out", "grid.h5", "--merge")
     _assert_bitwise(one, tmp_path / "grid.h5")
+
+
+def test_part_path_is_a_deprecated_alias_of_part_path_method():
+    with pytest.warns(DeprecationWarning, match="Part\\('process', index, count\\).path"):
+        assert sweep.part_path("out.h5", 1, 3) == sweep.Part("process", 1, 3).path("out.h5") == "out.part-1-of-3.h5"
