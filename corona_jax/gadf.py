@@ -50,7 +50,7 @@ def dataset_names() -> list:
     return [*observations.COSMIC_RAY_DATASETS, *observations.GAMMA_DATASETS,
             *(f"Fermi-IGRB-{m}{BAND_SUFFIX}" for m in observations.FOREGROUND_MODELS),
             *observations.GAMMA_REGION_DATASETS, *observations.NEUTRINO_DATASETS,
-            *observations.NEUTRINO_EVENT_DATASETS]
+            *observations.NEUTRINO_EVENT_DATASETS, *observations.NEUTRINO_TEMPLATE_DATASETS]
 
 
 def flux_points_table(E_GeV, value, sed_type, unit, err_lo=None, err_hi=None, is_upper_limit=None,
@@ -115,6 +115,10 @@ def data_table(name: str):
         d, more = observations.load_neutrino_dataset(name), {}
     elif name in observations.NEUTRINO_EVENT_DATASETS:
         d, more = observations.load_neutrino_event(name), {"event": "one event: an E^-2 flux over its energy range"}
+    elif name in observations.NEUTRINO_TEMPLATE_DATASETS:
+        d = observations.load_neutrino_template(name)
+        more = {"template": "a Galactic-plane template's fitted flux: sky-integrated / 4 pi sr, curve points; "
+                            "the errors are one normalisation's, fully correlated across rows"}
     else:
         raise DataError(f"unknown data set {name!r}; choose from {', '.join(dataset_names())} or 'all'")
     edges = d.extra.get("E_lo_GeV"), d.extra.get("E_hi_GeV")

@@ -93,11 +93,14 @@ DEFAULT_NEUTRINO_DATASET = "IceCube-HESE-7.5yr"
 
 # IceCube Galactic-plane templates (Science 380, 1338, 2023), each scaled to its best-fit normalisation:
 # per-flavour flux integrated over the template / 4 pi (extra: flux_skyintegrated). Concentrated in the
-# plane, so not an all-sky spectrum: deliberately not in NEUTRINO_DATASETS (no likelihood term reads them)
+# plane, so not an all-sky spectrum: a bound on the corona's projection on a plane template
+# |b| < NEUTRINO_TEMPLATE_PLANE_B_MAX_DEG (inference.terms.NeutrinoTemplate), not in NEUTRINO_DATASETS
 NEUTRINO_TEMPLATE_DATASETS = {
     "IceCube-GP-2023-KRA5": "nu_IceCube2023_GalacticPlane_KRA5.csv",
     "IceCube-GP-2023-KRA50": "nu_IceCube2023_GalacticPlane_KRA50.csv",
+    "IceCube-GP-2023-pi0": "nu_IceCube2023_GalacticPlane_pi0.csv",
 }
+NEUTRINO_TEMPLATE_PLANE_B_MAX_DEG = 5.0  # the uniform band standing in for the KRA-gamma templates' sky
 
 # Fermi-LAT IGRB (Ackermann et al. 2015) for foreground models A, B, C, as dN/dE
 GAMMA_DATASETS = {f"Fermi-IGRB-{m}": f"gamma_FermiLAT_IGRB2015_differential_model{m}.csv" for m in "ABC"}

@@ -114,20 +114,66 @@ def healpix_map(I_psi, psi_rad, nside):
     return intensity_at_psi(np.asarray(I_psi), psi_rad, galactic_psi_rad(l_deg, b_deg))
 
 
+def _psi_node_weights(psi_rad, psi_query_rad, weight):
+    """w (N_psi,) with sum_i w_i I(psi_i) = sum_j weight_j I(psi_query_j), I linear in psi between
+    the nodes psi_rad (numpy)."""
+    psi = np.asarray(psi_rad, dtype=float)
+    position = np.interp(np.ravel(psi_query_rad), psi, np.arange(psi.size))
+    lower = np.clip(np.floor(position).astype(int), 0, psi.size - 2)
+    frac = position - lower
+    weight = np.ravel(weight)
+    return np.bincount(lower, weight * (1 - frac), psi.size) + np.bincount(lower + 1, weight * frac, psi.size)
+
+
 def region_average_weights(psi_rad, l_range_deg, b_max_deg, n_l=720, n_b=64):
     """w (N_psi,) with sum_i w_i I(psi_i) = the solid-angle average of I over the region
     l_min < l < l_max, |b| < b_max (Galactic coordinates, degrees; l_max may exceed 180), I linear
     in psi between the direction nodes psi_rad (uniform, as psi_grid_rad). Midpoint rule in l,
     Gauss-Legendre in sin b (numpy)."""
-    psi = np.asarray(psi_rad, dtype=float)
     l_lo, l_hi = np.radians(l_range_deg)
     l = l_lo + (np.arange(n_l) + 0.5) * (l_hi - l_lo) / n_l
     x, w_b = np.polynomial.legendre.leggauss(n_b)
     sin_b = np.sin(np.radians(b_max_deg)) * x  # uniform in sin b = uniform in solid angle
     cos_psi = np.cos(l)[:, None] * np.sqrt(1.0 - sin_b**2)[None, :]
-    position = np.interp(np.arccos(np.clip(cos_psi, -1.0, 1.0)).ravel(), psi, np.arange(psi.size))
-    lower = np.clip(np.floor(position).astype(int), 0, psi.size - 2)
-    frac = position - lower
-    weight = np.broadcast_to(w_b[None, :], cos_psi.shape).ravel()
-    out = np.bincount(lower, weight * (1 - frac), psi.size) + np.bincount(lower + 1, weight * frac, psi.size)
+    weight = np.broadcast_to(w_b[None, :], cos_psi.shape)
+    out = _psi_node_weights(psi_rad, np.arccos(np.clip(cos_psi, -1.0, 1.0)), weight)
     return out / out.sum()
+
+
+# The Galactic frame in ICRS (J2000) coordinates: the north Galactic pole and the Galactic longitude
+# of the north celestial pole (ESA 1997, The Hipparcos and Tycho Catalogues, Vol. 1, sec. 1.5.3)
+NGP_RA_DEG, NGP_DEC_DEG, NCP_L_DEG = 192.85948, 27.12825, 122.93192
+
+
+def equatorial_to_galactic(ra_deg, dec_deg):
+    """(l, b) [deg] of equatorial (ICRS) directions (ra, dec) [deg] (numpy; l in [0, 360))."""
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    ra_p, dec_p = np.radians(NGP_RA_DEG), np.radians(NGP_DEC_DEG)
+    sin_b = np.sin(dec) * np.sin(dec_p) + np.cos(dec) * np.cos(dec_p) * np.cos(ra - ra_p)
+    y = np.cos(dec) * np.sin(ra - ra_p)  # cos b sin(l_NCP - l)
+    x = np.sin(dec) * np.cos(dec_p) - np.cos(dec) * np.sin(dec_p) * np.cos(ra - ra_p)  # cos b cos(l_NCP - l)
+    l_deg = np.mod(NCP_L_DEG - np.degrees(np.arctan2(y, x)), 360.0)
+    return l_deg, np.degrees(np.arcsin(np.clip(sin_b, -1.0, 1.0)))
+
+
+def plane_template_weights(psi_rad, b_max_deg, scrambled=True, n_ra=1440, n_dec=720):
+    """w (N_psi,) [sr] with sum_i w_i I(psi_i) = the flux that a template fit of the Galactic plane
+    |b| < b_max (a uniform template T) attributes to a sky I(psi): the template's flux Omega_T times
+    its fitted intensity <T', I> / <T', T'> (solid-angle products over the sky). Without scrambling
+    T' = T and this is the flux of I inside the plane; with it (scrambled=True) T' = T - <T>_RA, the
+    template less its mean over right ascension at each declination, as in a likelihood whose
+    background comes from data scrambled in right ascension: a sky that does not depend on right
+    ascension (an isotropic one) gives 0. Equal weight per solid angle (the detector's acceptance
+    and angular resolution are left out). Midpoint rule in right ascension, Gauss-Legendre in
+    sin(dec) (numpy)."""
+    ra = (np.arange(n_ra) + 0.5) * 360.0 / n_ra
+    x, w_dec = np.polynomial.legendre.leggauss(n_dec)
+    dec = np.degrees(np.arcsin(x))
+    solid_angle = np.broadcast_to((2.0 * np.pi / n_ra) * w_dec[:, None], (n_dec, n_ra))
+    l_deg, b_deg = equatorial_to_galactic(ra[None, :], dec[:, None])
+    template = (np.abs(b_deg) < b_max_deg).astype(float)
+    template_flux_sr = np.sum(solid_angle * template)
+    if scrambled:
+        template = template - template.mean(axis=1, keepdims=True)
+    weight = solid_angle * template * template_flux_sr / np.sum(solid_angle * template**2)
+    return _psi_node_weights(psi_rad, galactic_psi_rad(l_deg, b_deg), weight)

@@ -17,7 +17,8 @@ Sections and keys (unknown ones are refused with one clear error):
            'power_law': the IGRB as a cut-off power law alone, without the corona)
            neutrino_event ('KM3NeT-KM3-230213A' | 'KM3NeT-IceCube-Auger-joint' | 'none'),
            neutrino_event_mode ('bound' | 'measurement'),
-           gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement')
+           gamma_regions (list of LHAASO-KM2A regions), gamma_region_mode ('bound' | 'measurement'),
+           neutrino_templates (list of IceCube Galactic-plane templates), neutrino_template_mode ('bound')
 [systematics] gas, hadronic, ebl, history, burst, nuclei = true | false: each switches on a group
            of nuisance parameters with the documented priors of inference.systematics.SYSTEMATICS
            (a prior of the same name in [priors] replaces the default); energy_scale = true gives

@@ -32,6 +32,13 @@ Which flux is compared with which data:
   footprint (sky.region_average_weights) plus the isotropic other galaxies. The Galactic disk's
   own emission is not modelled, so these are bounds (default mode 'bound'); the data's source
   masks are not reproduced (the corona is smooth on their scale).
+* IceCube Galactic-plane templates (KRA-gamma, Science 380, 1338, 2023): bound only. The flux that
+  the same template fit would give the corona: its per-flavour sky (Milky Way + other galaxies)
+  projected on a uniform plane template |b| < 5 deg whose mean over right ascension at each
+  declination is removed, as the analysis's background came from data scrambled in right ascension
+  (sky.plane_template_weights; isotropic parts give 0). The curve's rows share one normalisation
+  error, so one number is bounded: model / data averaged over ln E (docs/physics.md, "IceCube
+  Galactic-plane templates").
 
 Modes: 'bound' = one-sided (the corona must not exceed the data), 'measurement' = the corona
 is the whole measured flux (split normal), 'component' = data = corona + a free nuisance
@@ -464,6 +471,40 @@ class GammaRegion(LikelihoodTerm):
         return likelihoods.spectrum(predicted, self.value, self.err_lo, self.err_hi, self.is_upper_limit, self.mode)
 
 
+@pytree_dataclass
+class NeutrinoTemplate(LikelihoodTerm):
+    """A Galactic-plane template's fitted neutrino flux (IceCube 2023) as a bound on the flux that
+    the same template fit would attribute to the corona: the corona's per-flavour sky projected on
+    the plane template with the background scrambled in right ascension (sky.plane_template_weights),
+    / 4 pi sr like the data. The curve's rows share one normalisation error, so the likelihood bounds
+    one number: the ratio model / data averaged over ln E (ln_E_weights), one-sided against 1 with
+    the relative error of the normalisation (module docstring)."""
+
+    E_GeV: np.ndarray  # curve points
+    value: np.ndarray  # per-flavour all-sky mean of the template's flux [GeV^-1 cm^-2 s^-1 sr^-1]
+    err_lo: np.ndarray  # the normalisation's error, 100 % correlated across rows
+    err_hi: np.ndarray
+    is_upper_limit: np.ndarray
+    psi_weights: np.ndarray  # (N_psi,) [sr / 4 pi sr]: sky.plane_template_weights / (4 pi)
+    ln_E_weights: np.ndarray  # (N_E,) trapezoid weights in ln E, summing to 1
+    name: str = static_field()
+    mode: str = static_field()  # 'bound'
+
+    def predict(self, prediction, model, nuisances=None):
+        sky_nu = prediction.milky_way.nu_all_flavour + prediction.extragalactic.nu_all_flavour[None, :]
+        projected = self.psi_weights @ sky_nu / NEUTRINO_FLAVOURS
+        return loglog_interp(model.milky_way.E_secondary_GeV, jnp.maximum(projected, 0.0), self.E_GeV)
+
+    def normalisation_ratio(self, predicted):
+        """(model / data averaged over ln E, the normalisation's relative upper error)."""
+        return (jnp.sum(self.ln_E_weights * predicted / self.value),
+                jnp.sum(self.ln_E_weights * self.err_hi / self.value))
+
+    def log_likelihood(self, predicted, nuisances):
+        ratio, relative_err_hi = self.normalisation_ratio(predicted)
+        return likelihoods.must_not_exceed(ratio, 1.0, relative_err_hi)
+
+
 def _spectrum_arrays(d: observations.SpectralData):
     """(E_GeV total, value, err_lo, err_hi, is_upper_limit) of a spectrum; upper-limit rows carry no errors."""
     E = d.E_GeV + (PROTON_MASS_GEV if d.energy_kind == "kinetic" else 0.0)
@@ -515,6 +556,24 @@ def gamma_region_terms(names, mode, mock, model):
         d, l_range, b_max = observations.load_gamma_region(n)
         weights = sky.region_average_weights(np.asarray(model.milky_way.psi_rad), l_range, b_max)
         terms.append(GammaRegion(**_spectrum_arrays(d), psi_weights=weights, name=n, mode=mode))
+    return terms
+
+
+def ln_E_mean_weights(E_GeV):
+    """Trapezoid weights (summing to 1) of the mean over ln E of a function at the points E_GeV."""
+    ln_E = np.log(np.asarray(E_GeV, dtype=float))
+    widths = np.diff(ln_E)
+    return (np.r_[widths, 0.0] + np.r_[0.0, widths]) / (2.0 * (ln_E[-1] - ln_E[0]))
+
+
+def neutrino_template_terms(names, mode, mock, model):
+    weights = sky.plane_template_weights(np.asarray(model.milky_way.psi_rad),
+                                         observations.NEUTRINO_TEMPLATE_PLANE_B_MAX_DEG) / (4.0 * np.pi)
+    terms = []
+    for n in names:
+        d = observations.load_neutrino_template(n)
+        terms.append(NeutrinoTemplate(**_spectrum_arrays(d), psi_weights=weights, ln_E_weights=ln_E_mean_weights(d.E_GeV),
+                                      name=n, mode=mode))
     return terms
 
 
@@ -590,6 +649,9 @@ DATA_SOURCES = {
     "neutrino_event": DataSource(tuple(observations.NEUTRINO_EVENT_DATASETS), "none", neutrino_event_terms,
                                  "neutrino event", mode_key="neutrino_event_mode",
                                  modes=("bound", "measurement"), default_mode="bound"),
+    "neutrino_templates": DataSource(tuple(observations.NEUTRINO_TEMPLATE_DATASETS), (), neutrino_template_terms,
+                                     "neutrino template data set", many=True, mode_key="neutrino_template_mode",
+                                     modes=("bound",), default_mode="bound"),
     "gamma_regions": DataSource(tuple(observations.GAMMA_REGION_DATASETS), (), gamma_region_terms,
                                 "gamma-ray region data set", many=True, mode_key="gamma_region_mode",
                                 modes=("bound", "measurement"), default_mode="bound"),

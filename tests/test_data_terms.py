@@ -1,6 +1,7 @@
 """The KM3-230213A term with ARCA's published exposure and the joint flux; the Fermi-LAT IGRB
-interpolated between foreground models A, B and C (docs/physics.md, "KM3-230213A";
-docs/systematics.md, "Fermi-LAT foreground models")."""
+interpolated between foreground models A, B and C; the IceCube Galactic-plane templates as a bound
+on the corona's projection (docs/physics.md, "KM3-230213A"; docs/systematics.md, "Fermi-LAT
+foreground models" and "IceCube Galactic-plane templates")."""
 
 import math
 from types import SimpleNamespace
@@ -10,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from corona_jax import observations
+from corona_jax import forward, observations, sky
 from corona_jax.errors import ConfigError, DataError
 from corona_jax.inference import config, terms
+from corona_jax.params import preset
 
 KM3 = "KM3NeT-KM3-230213A"
 JOINT = "KM3NeT-IceCube-Auger-joint"
@@ -188,3 +190,94 @@ def test_the_removed_weights_name_says_what_replaces_it():
     event = terms.neutrino_event_terms(KM3, "bound", False, None)[0]
     with pytest.raises(AttributeError, match="flux_weights"):
         event.log_E_weights
+
+
+# --- IceCube Galactic-plane templates -------------------------------------------------------------
+
+GP_TEMPLATES = ("IceCube-GP-2023-KRA5", "IceCube-GP-2023-KRA50", "IceCube-GP-2023-pi0")
+
+
+def test_equatorial_to_galactic_matches_astropy():
+    coordinates = pytest.importorskip("astropy.coordinates")
+    import astropy.units as u
+
+    rng = np.random.default_rng(3)
+    ra, dec = rng.uniform(0, 360, 2000), np.degrees(np.arcsin(rng.uniform(-1, 1, 2000)))
+    want = coordinates.SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs").galactic
+    l_deg, b_deg = sky.equatorial_to_galactic(ra, dec)
+    assert np.max(np.abs(np.mod(l_deg - want.l.deg + 180, 360) - 180) * np.cos(np.radians(b_deg))) < 1 / 3600
+    assert np.max(np.abs(b_deg - want.b.deg)) < 1 / 3600
+
+
+def test_plane_template_weights_closed_forms():
+    psi = sky.psi_grid_rad(91)
+    plain = sky.plane_template_weights(psi, 5.0, scrambled=False)
+    scrambled = sky.plane_template_weights(psi, 5.0)
+    # a uniform sky of intensity 1: its flux in |b| < 5 deg is 4 pi sin 5 deg; scrambling removes all of it
+    assert plain.sum() == pytest.approx(4 * np.pi * np.sin(np.radians(5.0)), rel=1e-3)
+    assert abs(scrambled.sum()) < 1e-12
+    # cos^2 psi = cos^2 l cos^2 b: its flux in the plane is pi (2 s - 2 s^3 / 3), s = sin 5 deg
+    s = np.sin(np.radians(5.0))
+    assert plain @ np.cos(psi) ** 2 == pytest.approx(np.pi * (2 * s - 2 * s**3 / 3), rel=2e-3)
+    # a sky peaked towards the Galactic centre keeps part of its flux in the plane through the scrambling
+    assert 0 < scrambled @ np.exp(-psi) < plain @ np.exp(-psi)
+
+
+def test_plane_template_weights_match_a_healpix_integration(coarse_forward_model):
+    healpy = pytest.importorskip("healpy")
+    m = coarse_forward_model
+    I = np.asarray(jax.jit(forward.forward)(preset("baseline"), m).milky_way.nu_all_flavour)
+    psi = np.asarray(m.milky_way.psi_rad)
+    I_E = I[:, np.searchsorted(np.asarray(m.milky_way.E_secondary_GeV), 3.0e4)]
+    nside = 512  # equatorial map: its rings are circles of constant declination
+    theta, ra_rad = healpy.pix2ang(nside, np.arange(healpy.nside2npix(nside)))
+    l_deg, b_deg = sky.equatorial_to_galactic(np.degrees(ra_rad), 90.0 - np.degrees(theta))
+    sky_I = sky.intensity_at_psi(I_E, psi, sky.galactic_psi_rad(l_deg, b_deg))
+    pixel_sr = healpy.nside2pixarea(nside)
+    template = (np.abs(b_deg) < 5.0).astype(float)
+    _, ring = np.unique(theta, return_inverse=True)
+    ring_mean = np.bincount(ring, template) / np.bincount(ring)
+    for scrambled, t in ((False, template), (True, template - ring_mean[ring])):
+        direct = pixel_sr * template.sum() * np.sum(t * sky_I) / np.sum(t * t)
+        got = sky.plane_template_weights(psi, 5.0, scrambled=scrambled) @ I_E
+        assert got == pytest.approx(direct, rel=5e-3), scrambled
+
+
+def _template_term(name, model):
+    return terms.neutrino_template_terms((name,), "bound", False, model)[0]
+
+
+def test_template_term_bounds_one_normalisation(coarse_forward_model):
+    m = coarse_forward_model
+    prediction = jax.jit(forward.forward)(preset("baseline"), m)
+    for name in GP_TEMPLATES:
+        term = _template_term(name, m)
+        predicted = term.predict(prediction, m)
+        ratio, relative_err_hi = (float(x) for x in term.normalisation_ratio(predicted))
+        assert relative_err_hi == pytest.approx(float(term.err_hi[0] / term.value[0]), rel=1e-9)
+        # the paper's corona projects to about 1 % of the template's flux: far inside the bound
+        assert 0.003 < ratio < 0.05
+        assert float(term.log_likelihood(predicted, {})) == 0.0
+        k = 3.0 / ratio  # a corona 3x the template's flux costs ((3 - 1) / sigma)^2 / 2
+        assert float(term.log_likelihood(k * predicted, {})) == pytest.approx(-0.5 * (2.0 / relative_err_hi) ** 2,
+                                                                               rel=1e-9)
+        assert float(term.ln_E_weights.sum()) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_template_term_ignores_what_does_not_depend_on_right_ascension(coarse_forward_model):
+    m = coarse_forward_model
+    term = _template_term(GP_TEMPLATES[0], m)
+    E = np.asarray(m.milky_way.E_secondary_GeV)
+    flat = jnp.ones((np.asarray(m.milky_way.psi_rad).size, E.size)) * 1e-12 * E[None, :] ** -2.0
+    pred = SimpleNamespace(milky_way=SimpleNamespace(nu_all_flavour=flat),
+                           extragalactic=SimpleNamespace(nu_all_flavour=jnp.asarray(1e-12 * E ** -2.0)))
+    predicted = np.asarray(term.predict(pred, m))
+    assert np.all(predicted < 1e-9 * np.asarray(term.value))
+
+
+def test_template_data_sets_in_a_run_configuration():
+    text = ("[priors]\nalpha = {{ uniform = [2, 3] }}\n[data]\ncosmic_rays = []\nneutrinos = 'none'\n"
+            "gamma_foreground = 'none'\nneutrino_templates = {}\n")
+    assert config.parse_config(text.format(list(GP_TEMPLATES))).data["neutrino_templates"] == GP_TEMPLATES
+    with pytest.raises(ConfigError, match="unknown neutrino template data set 'IceCube-GP-2023-CRINGE'; choose from"):
+        config.parse_config(text.format(["IceCube-GP-2023-CRINGE"]))

@@ -117,4 +117,17 @@ def test_icecube_galactic_plane_templates_load_and_are_not_all_sky_data():
     # a plane-concentrated template is no all-sky spectrum: not among the likelihood's neutrino data sets
     assert not set(datasets.NEUTRINO_TEMPLATE_DATASETS) & set(datasets.NEUTRINO_DATASETS)
     with pytest.raises(DataError, match="unknown neutrino template data set"):
-        datasets.load_neutrino_template("IceCube-GP-2023-pi0")
+        datasets.load_neutrino_template("IceCube-GP-2023-CRINGE")
+
+
+def test_icecube_pi0_template_is_table_1s_power_law():
+    """Table 1 of Science 380, 1338: E^2 dN/dE(100 TeV) = 21.8 +5.3 -4.9 x 10^-12 TeV cm^-2 s^-1 sky-integrated per
+    flavour, E^-2.7; the first row read from the file by hand."""
+    pi0 = datasets.load_neutrino_template("IceCube-GP-2023-pi0")
+    assert pi0.E_GeV.size == 16 and pi0.E_GeV[0] == 796.0 and pi0.E_GeV[-1] == 68869.0
+    assert pi0.flux_per_GeV_cm2_s_sr[0] == 8.068287157e-14 and pi0.extra["flux_skyintegrated"][0] == 1.013890866e-12
+    sky = pi0.extra["flux_skyintegrated"]
+    np.testing.assert_allclose(sky * pi0.E_GeV**2 * (pi0.E_GeV / 1e5) ** 0.7, 21.8e-9, rtol=1e-8)  # GeV cm^-2 s^-1
+    np.testing.assert_allclose(pi0.err_lo / pi0.flux_per_GeV_cm2_s_sr, 4.9 / 21.8, rtol=1e-8)
+    np.testing.assert_allclose(pi0.err_hi / pi0.flux_per_GeV_cm2_s_sr, 5.3 / 21.8, rtol=1e-8)
+    assert "Table 1" in pi0.reference and "randomize" in pi0.meta["usage"]
