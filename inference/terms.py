@@ -32,7 +32,7 @@ Which flux is compared with which data:
   footprint (sky.region_average_weights) plus the isotropic other galaxies. The Galactic disk's
   own emission is not modelled, so these are bounds (default mode 'bound'); the data's source
   masks are not reproduced (the corona is smooth on their scale).
-* IceCube Galactic-plane templates (KRA-gamma, Science 380, 1338, 2023): bound only. The flux that
+* IceCube Galactic-plane templates (pi0, KRA-gamma; Science 380, 1338, 2023): bound only. The flux that
   the same template fit would give the corona: its per-flavour sky (Milky Way + other galaxies)
   projected on a uniform plane template |b| < 5 deg whose mean over right ascension at each
   declination is removed, as the analysis's background came from data scrambled in right ascension
@@ -492,7 +492,7 @@ class NeutrinoTemplate(LikelihoodTerm):
 
     def predict(self, prediction, model, nuisances=None):
         sky_nu = prediction.milky_way.nu_all_flavour + prediction.extragalactic.nu_all_flavour[None, :]
-        projected = self.psi_weights @ sky_nu / NEUTRINO_FLAVOURS
+        projected = self.psi_weights @ sky_nu / NEUTRINO_FLAVOURS  # < 0: the fit would go down, no bound
         return loglog_interp(model.milky_way.E_secondary_GeV, jnp.maximum(projected, 0.0), self.E_GeV)
 
     def normalisation_ratio(self, predicted):
