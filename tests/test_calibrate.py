@@ -291,9 +291,18 @@ def test_the_shipped_evidence_pairs_differ_only_in_the_hypothesis():
     assert burst.systematics == ("burst",) and none.systematics == ()
     assert {k: v for k, v in burst.priors.items() if k in none.priors} == none.priors
     assert dataclasses.replace(none, priors=burst.priors, systematics=burst.systematics) == burst
-    for first, second in (("igrb-power-law", "igrb-corona"), ("no-burst", "burst"), ("paper-spectrum", "broken-spectrum")):
+    broken, broken_burst = load("broken-spectrum"), load("broken-burst")
+    assert broken_burst.systematics == (*broken.systematics, "burst")
+    assert {k: v for k, v in broken_burst.priors.items() if k in broken.priors} == broken.priors
+    assert dataclasses.replace(broken, priors=broken_burst.priors, systematics=broken_burst.systematics) == broken_burst
+    # the same [evidence] settings, but for the live points and the search's step cap, which each run sizes
+    # for its own model (docs/calibration.md, "How many live points"); neither moves the estimate, only its
+    # precision and the checks' reach
+    sized = dict(live_points=0, max_steps=0)
+    for first, second in (("igrb-power-law", "igrb-corona"), ("no-burst", "burst"), ("paper-spectrum", "broken-spectrum"),
+                          ("broken-spectrum", "broken-burst")):
         a, b = (evidence.load_evidence_config(os.path.join(ROOT, "configs", f"evidence-{n}.toml")) for n in (first, second))
-        assert dataclasses.replace(a, run=None) == dataclasses.replace(b, run=None)  # the same [evidence] settings
+        assert dataclasses.replace(a, run=None, **sized) == dataclasses.replace(b, run=None, **sized)
 
 
 @pytest.mark.slow
@@ -327,3 +336,22 @@ def test_calibrate_with_nuts_writes_ranks_and_chain_diagnostics(tmp_path):
         for p in ("alpha", "log10_D0_cm2_s"):
             assert ((f[f"rank/{p}"][()] >= 0) & (f[f"rank/{p}"][()] <= 19)).all()
         assert np.isfinite(f["ess_min"][()]).all() and (f["rhat_max"][()] > 0.5).all()
+
+
+def test_the_shipped_evidence_results_come_from_the_shipped_configurations():
+    """Each row of docs/evidence_*.csv was made with its configuration's live points and starts, so a
+    configuration changed without a rerun fails here; the documented live-point rules are read off them."""
+    import csv
+
+    from corona_jax.inference import evidence
+
+    rows = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "docs"))):
+        if name.startswith("evidence_") and name.endswith(".csv"):
+            with open(os.path.join(ROOT, "docs", name)) as handle:
+                rows += list(csv.DictReader(handle))
+    assert len(rows) == 7  # pairs (a)-(c), and (d)'s second model, set against (c)'s broken power law
+    for row in rows:
+        cfg = evidence.load_evidence_config(os.path.join(ROOT, row[""]))
+        assert (int(row["live_points"]), int(row["starts"])) == (cfg.live_points, cfg.starts), row[""]
+        assert int(row["live_points_needed"]) == evidence.live_points_needed(float(row["information_nats"]))
