@@ -100,7 +100,7 @@ NEUTRINO_TEMPLATE_DATASETS = {
     "IceCube-GP-2023-KRA50": "nu_IceCube2023_GalacticPlane_KRA50.csv",
     "IceCube-GP-2023-pi0": "nu_IceCube2023_GalacticPlane_pi0.csv",
 }
-NEUTRINO_TEMPLATE_PLANE_B_MAX_DEG = 5.0  # the uniform band standing in for the KRA-gamma templates' sky
+NEUTRINO_TEMPLATE_PLANE_B_MAX_DEG = 5.0  # the uniform band standing in for each template's sky
 
 # Fermi-LAT IGRB (Ackermann et al. 2015) for foreground models A, B, C, as dN/dE
 GAMMA_DATASETS = {f"Fermi-IGRB-{m}": f"gamma_FermiLAT_IGRB2015_differential_model{m}.csv" for m in "ABC"}

@@ -504,6 +504,16 @@ class NeutrinoTemplate(LikelihoodTerm):
         ratio, relative_err_hi = self.normalisation_ratio(predicted)
         return likelihoods.must_not_exceed(ratio, 1.0, relative_err_hi)
 
+    def mocked(self, predicted, rng):
+        """The model's curve times one draw of the shared normalisation, 1 + relative error x z
+        (floored at 1e-3), with that relative error on every row."""
+        m = np.asarray(predicted)
+        relative = float(np.mean(0.5 * (np.asarray(self.err_lo) + np.asarray(self.err_hi)) / np.asarray(self.value)))
+        scale = max(1.0 + relative * rng.standard_normal(), 1e-3)
+        sigma = relative * m
+        return dataclasses.replace(self, value=scale * m, err_lo=sigma, err_hi=sigma,
+                                   is_upper_limit=np.zeros_like(np.asarray(self.is_upper_limit)))
+
 
 def _spectrum_arrays(d: observations.SpectralData):
     """(E_GeV total, value, err_lo, err_hi, is_upper_limit) of a spectrum; upper-limit rows carry no errors."""

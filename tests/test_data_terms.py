@@ -264,6 +264,22 @@ def test_template_term_bounds_one_normalisation(coarse_forward_model):
         assert float(term.ln_E_weights.sum()) == pytest.approx(1.0, rel=1e-12)
 
 
+def test_a_mocked_template_draws_one_normalisation(coarse_forward_model):
+    """The rows' errors are one normalisation's, so a mock moves the whole curve by one draw."""
+    m = coarse_forward_model
+    term = _template_term(GP_TEMPLATES[0], m)
+    predicted = np.asarray(term.predict(jax.jit(forward.forward)(preset("baseline"), m), m))
+    rel = float(np.mean(0.5 * (term.err_lo + term.err_hi) / term.value))
+    draws = []
+    for seed in range(200):
+        mock = term.mocked(predicted, np.random.default_rng(seed))
+        scale = np.asarray(mock.value) / predicted
+        assert np.ptp(scale) < 1e-12 * scale[0]
+        assert np.asarray(mock.err_hi) / np.asarray(mock.value) == pytest.approx(rel / scale[0], rel=1e-9)
+        draws.append(scale[0])
+    assert np.std(draws) == pytest.approx(rel, rel=0.2) and abs(np.mean(draws) - 1.0) < 3 * rel / math.sqrt(200)
+
+
 def test_template_term_ignores_what_does_not_depend_on_right_ascension(coarse_forward_model):
     m = coarse_forward_model
     term = _template_term(GP_TEMPLATES[0], m)
