@@ -156,18 +156,24 @@ class LikelihoodTerm(abc.ABC):
         """Whether the likelihood reads the data as a measurement of the model (else as a bound)."""
         return self.mode != "bound"
 
+    def relative_errors(self) -> np.ndarray:
+        """Each row's relative error as a mock draws it: the mean of err_lo and err_hi over the value,
+        and 1 (100 %) for upper-limit rows."""
+        value = np.asarray(self.value)
+        return np.where(np.asarray(self.is_upper_limit) | (value <= 0), 1.0,
+                        0.5 * (np.asarray(self.err_lo) + np.asarray(self.err_hi)) / np.where(value > 0, value, 1.0))
+
+    def with_mock(self, value, sigma) -> "LikelihoodTerm":
+        """The same term with mock values and symmetric errors sigma, every row a measurement."""
+        return dataclasses.replace(self, value=value, err_lo=sigma, err_hi=sigma,
+                                   is_upper_limit=np.zeros_like(np.asarray(self.is_upper_limit)))
+
     def mocked(self, predicted, rng: np.random.Generator) -> "LikelihoodTerm":
         """The same term with its values replaced by `predicted` plus Gaussian noise of each row's
-        relative error (mean of err_lo and err_hi over the value); upper-limit rows become
-        measurements with 100 % error."""
+        relative error (relative_errors)."""
         m = np.asarray(predicted)
-        value = np.asarray(self.value)
-        ul = np.asarray(self.is_upper_limit)
-        rel = np.where(ul | (value <= 0), 1.0,
-                       0.5 * (np.asarray(self.err_lo) + np.asarray(self.err_hi)) / np.where(value > 0, value, 1.0))
-        sigma = rel * m
-        mock = np.maximum(m + sigma * rng.standard_normal(m.shape), 1e-3 * m)
-        return dataclasses.replace(self, value=mock, err_lo=sigma, err_hi=sigma, is_upper_limit=np.zeros_like(ul))
+        sigma = self.relative_errors() * m
+        return self.with_mock(np.maximum(m + sigma * rng.standard_normal(m.shape), 1e-3 * m), sigma)
 
 
 @pytree_dataclass
@@ -508,11 +514,8 @@ class NeutrinoTemplate(LikelihoodTerm):
         """The model's curve times one draw of the shared normalisation, 1 + relative error x z
         (floored at 1e-3), with that relative error on every row."""
         m = np.asarray(predicted)
-        relative = float(np.mean(0.5 * (np.asarray(self.err_lo) + np.asarray(self.err_hi)) / np.asarray(self.value)))
-        scale = max(1.0 + relative * rng.standard_normal(), 1e-3)
-        sigma = relative * m
-        return dataclasses.replace(self, value=scale * m, err_lo=sigma, err_hi=sigma,
-                                   is_upper_limit=np.zeros_like(np.asarray(self.is_upper_limit)))
+        relative = float(np.mean(self.relative_errors()))
+        return self.with_mock(max(1.0 + relative * rng.standard_normal(), 1e-3) * m, relative * m)
 
 
 def _spectrum_arrays(d: observations.SpectralData):

@@ -3,6 +3,7 @@ clear line, mocks drawn from the likelihood, the batched minimisation against fi
 matrix against the Laplace covariance and against J^T C^-1 J, and the command line end to end
 (resuming an interrupted calibration)."""
 
+import csv
 import dataclasses
 import os
 import shutil
@@ -287,14 +288,11 @@ def test_the_shipped_evidence_pairs_differ_only_in_the_hypothesis():
     corona, power_law = load("igrb-corona"), load("igrb-power-law")
     assert (corona.data["gamma_mode"], power_law.data["gamma_mode"]) == ("component", "power_law")
     assert dataclasses.replace(power_law, data=corona.data) == corona
-    burst, none = load("burst"), load("no-burst")
-    assert burst.systematics == ("burst",) and none.systematics == ()
-    assert {k: v for k, v in burst.priors.items() if k in none.priors} == none.priors
-    assert dataclasses.replace(none, priors=burst.priors, systematics=burst.systematics) == burst
-    broken, broken_burst = load("broken-spectrum"), load("broken-burst")
-    assert broken_burst.systematics == (*broken.systematics, "burst")
-    assert {k: v for k, v in broken_burst.priors.items() if k in broken.priors} == broken.priors
-    assert dataclasses.replace(broken, priors=broken_burst.priors, systematics=broken_burst.systematics) == broken_burst
+    for without, with_burst in (("no-burst", "burst"), ("broken-spectrum", "broken-burst")):
+        none, burst = load(without), load(with_burst)  # the second adds the burst and its priors, nothing else
+        assert burst.systematics == (*none.systematics, "burst")
+        assert {k: v for k, v in burst.priors.items() if k in none.priors} == none.priors
+        assert dataclasses.replace(none, priors=burst.priors, systematics=burst.systematics) == burst
     # the same [evidence] settings, but for the live points and the search's step cap, which each run sizes
     # for its own model (docs/calibration.md, "How many live points"); neither moves the estimate, only its
     # precision and the checks' reach
@@ -341,8 +339,6 @@ def test_calibrate_with_nuts_writes_ranks_and_chain_diagnostics(tmp_path):
 def test_the_shipped_evidence_results_come_from_the_shipped_configurations():
     """Each row of docs/evidence_*.csv was made with its configuration's live points and starts, so a
     configuration changed without a rerun fails here; the documented live-point rules are read off them."""
-    import csv
-
     from corona_jax.inference import evidence
 
     rows = []
